@@ -9,7 +9,7 @@ packages=(
 	build-essential bc bison flex pkg-config kmod cpio xz-utils gzip file
 	dpkg-dev perl python3
 	ninja-build meson libglib2.0-dev libpixman-1-dev zlib1g-dev libfdt-dev
-	busybox-static seabios ipxe-qemu
+	busybox-static seabios ipxe-qemu qemu-system-data
 	linux-image-amd64 linux-headers-amd64 linux-source-6.1
 )
 
