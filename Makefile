@@ -8,15 +8,23 @@ KVER ?= $(shell tools/vm/kver 2>/dev/null)
 KDIR ?= /lib/modules/$(KVER)/build
 O := $(CURDIR)/build
 
-# The module arrives with its own issue; build it once it is in the tree.
+# Parts that arrive with their own issues are built once they are in the tree.
 MODULE := $(if $(wildcard kmod/Kbuild),module)
+LIB := $(if $(wildcard lib/Makefile),lib)
+TOOL := $(if $(wildcard tools/fpgastream/Makefile),tool)
 
-all: $(MODULE) selftests
+all: $(MODULE) $(LIB) $(TOOL) selftests
 
 module:
 	$(MAKE) -C kmod KDIR=$(KDIR)
 
-selftests:
+lib:
+	$(MAKE) -C lib O=$(O)
+
+tool: $(LIB)
+	$(MAKE) -C tools/fpgastream O=$(O)
+
+selftests: $(LIB)
 	$(MAKE) -C selftests O=$(O)
 
 deps:
@@ -38,7 +46,9 @@ demo: deps emu
 
 clean:
 	$(if $(MODULE),$(MAKE) -C kmod KDIR=$(KDIR) clean)
+	$(if $(LIB),$(MAKE) -C lib O=$(O) clean)
+	$(if $(TOOL),$(MAKE) -C tools/fpgastream O=$(O) clean)
 	$(MAKE) -C selftests O=$(O) clean
 	rm -rf $(O)
 
-.PHONY: all module selftests deps emu check demo clean
+.PHONY: all module lib tool selftests deps emu check demo clean
