@@ -1011,10 +1011,11 @@ TEST_F_TIMEOUT(fstr, drop_count, 90)
 		ASSERT_BLOCK(k, k);
 
 	/*
-	 * Release everything and keep releasing.  The FIFO drains first: those
-	 * blocks were produced before the drops, so still s = k.  Later blocks
-	 * show the drops as a gap: s - k >= the drops counted before the
-	 * release, and never more than the drops counted once they are seen.
+	 * Release everything and keep releasing.  The datasheet: a block has
+	 * s = k + DROP_COUNT as counted when it was written.  Every block after
+	 * the release was written after the drops counted before it, so the
+	 * gap s - k is at least those, and never more than the drops counted
+	 * once the block is seen.
 	 */
 	d_release = rd32(self, REG_DROP_COUNT);
 	wr32(self, REG_RD_COUNT, NBLK);
@@ -1033,10 +1034,9 @@ TEST_F_TIMEOUT(fstr, drop_count, 90)
 						    k, s, prev_s);
 			ASSERT_LE(s - k, (uint64_t)drops)
 				TH_LOG("block %u: s %" PRIu64 " but DROP_COUNT %u", k, s, drops);
-			if (k < NBLK + fifo)
-				ASSERT_EQ((uint64_t)k, s) TH_LOG("FIFO block %u", k);
-			if (k == NBLK + fifo)
-				ASSERT_LE((uint64_t)d_release, s - k);
+			ASSERT_LE((uint64_t)d_release, s - k)
+				TH_LOG("block %u: s %" PRIu64 " but %u drops before the release",
+				       k, s, d_release);
 			if (s != prev_s + 1) {
 				gaps++;
 				note("drop_count: gap of %" PRIu64 " before block %u (s %" PRIu64 ")",
@@ -1289,6 +1289,13 @@ static void inject_while_streaming(struct __test_metadata *_metadata,
 	expect_fault(_metadata, self, bit, wr);
 	EXPECT_EQ(0u, rd32(self, REG_EMU_INJECT));
 
+	/*
+	 * Software's answer to a fault: clear ENABLE, then ack.  (The
+	 * datasheet does not say what acking with ENABLE still set does; the
+	 * reference device resumes then, so the order matters here.)
+	 */
+	wr32(self, REG_CTRL, 0);
+	EXPECT_EQ(bit | STATUS_IDLE, rd32(self, REG_STATUS) & ~STATUS_OVERRUN);
 	/* W1C: the fault bit and IRQ_STATUS.ERROR clear, IDLE stays. */
 	wr32(self, REG_STATUS, bit);
 	EXPECT_EQ(STATUS_IDLE, rd32(self, REG_STATUS) & ~STATUS_OVERRUN);
@@ -1296,7 +1303,6 @@ static void inject_while_streaming(struct __test_metadata *_metadata,
 	EXPECT_EQ(0u, rd32(self, REG_IRQ_STATUS) & IRQ_ERROR);
 
 	/* SOFT_RESET and a restart stream again. */
-	wr32(self, REG_CTRL, 0);
 	wr32(self, REG_EMU_BURST, 10);
 	poison_blocks(self);
 	start_engine(_metadata, self, CTRL_FLOW_CONTROL);
