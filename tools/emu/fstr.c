@@ -1,0 +1,1076 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * FSTR stream engine: reference device model for fpgastream.
+ *
+ * Implements the register-level datasheet (revision 1.0) of the legacy FPGA
+ * that fpgastream drives: a data source streams 64 KiB blocks into host
+ * memory through a lookup table (LUT) of block addresses.
+ *
+ *   BAR0  64 KiB, 32-bit MMIO: control registers, plus the test block at
+ *         0x1000 (source rate, seed, burst length, fault injection, FIFO size)
+ *   BAR2  the LUT, 64-bit MMIO, one little-endian 64-bit entry per block
+ *
+ * Design
+ * ------
+ * All device state is protected by the BQL; MMIO callbacks and timers run
+ * under it.  A dedicated engine thread produces the blocks: it generates the
+ * data pattern of the next block WITHOUT the BQL (that is the expensive
+ * part), then takes the BQL to check that the block is still wanted, write
+ * it with pci_dma_write() (so that a guest IOMMU translates it), advance
+ * WR_COUNT and raise interrupts.  When it cannot make progress it sleeps on
+ * a condition variable tied to the BQL; every register write that may let
+ * it progress signals it.  A generation counter, bumped by everything that
+ * makes a pre-generated block stale (SOFT_RESET, stop, seed change, reset,
+ * unrealize), lets the thread notice what happened while it ran unlocked.
+ *
+ * The source is modelled lazily: with EMU_RATE = r blocks/s it has produced
+ * floor((now - t0) * r / 1e9) blocks since the engine (re)started at t0 on
+ * QEMU_CLOCK_VIRTUAL.  Produced blocks wait in an internal FIFO of
+ * EMU_FIFO_BLOCKS entries; when it overflows, the OLDEST queued blocks are
+ * discarded and counted in DROP_COUNT, which leaves a gap in the sequence
+ * numbers s of the blocks written.  Discarding the oldest keeps the
+ * datasheet's identity exact: the block the engine writes as ring position
+ * k has s = k + DROP_COUNT at that moment, and the FIFO always holds the
+ * consecutive blocks s = WR_COUNT + DROP_COUNT .. src_seq - 1, so it needs
+ * no storage.  The state is brought up to date whenever something looks at
+ * it (the engine before every block, a DROP_COUNT read, a change of rate,
+ * burst or FIFO size), which gives the same result as producing every block
+ * on time.  With EMU_RATE = 0 the source produces a block exactly when the
+ * engine takes one, so nothing is ever dropped.
+ *
+ * Copyright (c) 2026 The fpgastream authors
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/units.h"
+#include "qemu/log.h"
+#include "qemu/main-loop.h"     /* BQL */
+#include "qemu/module.h"
+#include "qemu/thread.h"
+#include "qemu/timer.h"
+#include "qemu/host-utils.h"
+#include "qemu/rcu.h"
+#include "qemu/memalign.h"
+#include "qapi/error.h"
+#include "hw/pci/pci.h"
+#include "hw/pci/msi.h"
+#include "hw/qdev-properties.h"
+#include "migration/vmstate.h"
+#include "qom/object.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define FSTR_HAVE_AVX2 1
+#endif
+
+#define TYPE_FSTR "fstr"
+OBJECT_DECLARE_SIMPLE_TYPE(FstrState, FSTR)
+
+/* PCI identity */
+#define FSTR_VENDOR_ID          0x1234
+#define FSTR_DEVICE_ID          0xf5a0
+#define FSTR_CLASS_ID           0x1180  /* class 0x11 DPIO, subclass 0x80 */
+#define FSTR_REVISION           1
+
+/* Blocks */
+#define FSTR_BLOCK_SHIFT        16
+#define FSTR_BLOCK_SIZE         (1u << FSTR_BLOCK_SHIFT)
+#define FSTR_BLOCK_WORDS        (FSTR_BLOCK_SIZE / 8)
+
+/* BAR0 registers */
+#define FSTR_BAR0_SIZE          (64 * KiB)
+#define REG_ID                  0x000
+#define REG_VERSION             0x004
+#define REG_LUT_CAPACITY        0x008
+#define REG_BLOCK_SHIFT         0x00c
+#define REG_DMA_ADDR_BITS       0x010
+#define REG_CTRL                0x014
+#define REG_STATUS              0x018
+#define REG_RING_SIZE           0x01c
+#define REG_WR_COUNT            0x020
+#define REG_RD_COUNT            0x024
+#define REG_DROP_COUNT          0x028
+#define REG_IRQ_STATUS          0x02c
+#define REG_IRQ_COALESCE_COUNT  0x030
+#define REG_IRQ_COALESCE_USEC   0x034
+#define REG_SCRATCH             0x038
+/* test block, reference device only */
+#define REG_EMU_RATE            0x1000
+#define REG_EMU_SEED            0x1004
+#define REG_EMU_BURST           0x1008
+#define REG_EMU_INJECT          0x100c
+#define REG_EMU_FIFO_BLOCKS     0x1010
+
+#define FSTR_ID                 0x46535452      /* "FSTR" */
+#define FSTR_VERSION            0x00010000
+
+#define CTRL_ENABLE             (1u << 0)
+#define CTRL_SOFT_RESET         (1u << 1)
+#define CTRL_IRQ_ENABLE         (1u << 2)
+#define CTRL_FLOW_CONTROL       (1u << 3)
+#define CTRL_RW_MASK            (CTRL_ENABLE | CTRL_IRQ_ENABLE | CTRL_FLOW_CONTROL)
+
+#define STATUS_RUNNING          (1u << 0)
+#define STATUS_IDLE             (1u << 1)
+#define STATUS_OVERRUN          (1u << 8)
+#define STATUS_LUT_FAULT        (1u << 9)
+#define STATUS_DMA_ERROR        (1u << 10)
+#define STATUS_FAULTS           (STATUS_LUT_FAULT | STATUS_DMA_ERROR)
+#define STATUS_STICKY           (STATUS_OVERRUN | STATUS_FAULTS)
+
+#define IRQ_BLOCKS_DONE         (1u << 0)
+#define IRQ_ERROR               (1u << 1)
+#define IRQ_ALL                 (IRQ_BLOCKS_DONE | IRQ_ERROR)
+
+#define INJECT_DMA_ERROR        (1u << 0)
+#define INJECT_LUT_FAULT        (1u << 1)
+#define INJECT_STALL_IDLE       (1u << 2)
+#define INJECT_ALL              (INJECT_DMA_ERROR | INJECT_LUT_FAULT | \
+                                 INJECT_STALL_IDLE)
+
+#define LUT_VALID               (1ull << 0)
+#define LUT_ADDR_MASK           (~(uint64_t)(FSTR_BLOCK_SIZE - 1))
+
+#define FSTR_LUT_CAPACITY_MAX   (1u << 20)
+#define FSTR_FIFO_DEFAULT       16
+
+/* Delay from clearing ENABLE to STATUS.IDLE; the datasheet promises 10 ms. */
+#define FSTR_IDLE_DELAY_NS      (1 * SCALE_MS)
+#define FSTR_STALL_IDLE_DELAY_NS (50 * SCALE_MS)
+
+struct FstrState {
+    PCIDevice parent_obj;
+
+    /* Properties: set before realize, constant afterwards. */
+    uint32_t lut_capacity;      /* LUT entries, 1 .. 1 Mi */
+    uint32_t dma_addr_bits;     /* 64, or 32 for a legacy board */
+    uint32_t prop_rate;         /* EMU_RATE at power-on */
+    uint64_t prop_seed;         /* EMU_SEED at power-on */
+
+    /* Set up at realize, constant afterwards. */
+    MemoryRegion regs;          /* BAR0 */
+    MemoryRegion lut_bar;       /* BAR2 */
+    uint64_t *buf;              /* next block's data; engine thread only */
+
+    /*
+     * Everything below is protected by the BQL.
+     */
+
+    /* LUT */
+    uint64_t *lut;              /* committed entries (what the engine uses) */
+    uint32_t *lut_low;          /* low halves of 32-bit writes, pending the
+                                 * write of the high half */
+
+    /* Control registers */
+    uint32_t ctrl;              /* CTRL_RW_MASK bits */
+    uint32_t status_sticky;     /* STATUS_STICKY bits */
+    bool running;               /* STATUS.RUNNING: started by ENABLE 0->1,
+                                 * stopped by ENABLE 1->0 or a fault */
+    bool idle;                  /* STATUS.IDLE */
+    uint32_t ring_size;
+    uint64_t wr_count;          /* blocks completed since SOFT_RESET; the
+                                 * register is the low 32 bits */
+    uint32_t rd_count;
+    uint64_t drop_count;        /* register: low 32 bits */
+    uint32_t irq_status;
+    uint32_t coalesce_count;
+    uint32_t coalesce_usec;
+    uint32_t scratch;
+
+    /* Interrupt coalescing */
+    uint32_t unsignalled;       /* completed blocks not covered by a
+                                 * BLOCKS_DONE yet */
+    int64_t unsignalled_since;  /* QEMU_CLOCK_VIRTUAL ns when the oldest of
+                                 * them completed */
+    QEMUTimer coalesce_timer;   /* IRQ_COALESCE_USEC deadline */
+
+    QEMUTimer idle_timer;       /* sets IDLE some time after a stop */
+
+    /* Test block */
+    uint32_t rate;              /* EMU_RATE, blocks/s, 0 = on demand */
+    uint64_t seed;              /* EMU_SEED (writes set it zero-extended) */
+    uint32_t burst;             /* EMU_BURST, 0 = endless */
+    uint32_t inject;            /* EMU_INJECT armed bits */
+    uint32_t fifo_blocks;       /* EMU_FIFO_BLOCKS, >= 1 */
+
+    /*
+     * Source model.  Every block produced is written, dropped or queued:
+     * src_seq = wr_count + drop_count + (blocks in the FIFO).
+     */
+    uint64_t src_seq;           /* blocks produced since SOFT_RESET, i.e.
+                                 * the s of the next one */
+    int64_t src_t0;             /* QEMU_CLOCK_VIRTUAL ns when pacing began */
+    uint64_t src_base;          /* src_seq at src_t0 */
+    QEMUTimer src_timer;        /* next arrival, armed while the engine
+                                 * waits for the source */
+
+    /* Engine thread */
+    QemuThread thread;
+    QemuCond wake;              /* waited on with the BQL */
+    bool stopping;              /* unrealize: the thread must exit */
+    uint32_t gen;               /* bumped when a pre-generated block may be
+                                 * stale */
+};
+
+/* ---------------------------------------------------------------------- */
+/* Data pattern                                                            */
+/* ---------------------------------------------------------------------- */
+
+static inline uint64_t splitmix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+/*
+ * Block with source sequence number @s: word 0 = s, word 1 = ~s,
+ * word i >= 2 = splitmix64(seed ^ (s << 13) ^ i), all little-endian.
+ * The words are independent, so the loop pipelines well.
+ */
+static void fstr_fill_block_generic(uint64_t *w, uint64_t seed, uint64_t s)
+{
+    const uint64_t base = seed ^ (s << 13);
+    unsigned i;
+
+    for (i = 2; i < FSTR_BLOCK_WORDS; i++) {
+        w[i] = cpu_to_le64(splitmix64(base ^ i));
+    }
+    w[0] = cpu_to_le64(s);
+    w[1] = cpu_to_le64(~s);
+}
+
+#ifdef FSTR_HAVE_AVX2
+/*
+ * AVX2 has no 64-bit multiply; build x * c from three 32x32->64 products:
+ * lo(x)*lo(c) + ((hi(x)*lo(c) + lo(x)*hi(c)) << 32).
+ */
+static inline __attribute__((target("avx2")))
+__m256i fstr_mul64_avx2(__m256i x, uint64_t c)
+{
+    const __m256i clo = _mm256_set1_epi64x(c & 0xffffffffu);
+    const __m256i chi = _mm256_set1_epi64x(c >> 32);
+    __m256i lo = _mm256_mul_epu32(x, clo);
+    __m256i h1 = _mm256_mul_epu32(_mm256_srli_epi64(x, 32), clo);
+    __m256i h2 = _mm256_mul_epu32(x, chi);
+
+    return _mm256_add_epi64(lo, _mm256_slli_epi64(_mm256_add_epi64(h1, h2),
+                                                  32));
+}
+
+/* Same pattern as fstr_fill_block_generic, four words at a time. */
+static __attribute__((target("avx2")))
+void fstr_fill_block_avx2(uint64_t *w, uint64_t seed, uint64_t s)
+{
+    const __m256i base = _mm256_set1_epi64x(seed ^ (s << 13));
+    const __m256i golden = _mm256_set1_epi64x(0x9e3779b97f4a7c15ull);
+    const __m256i four = _mm256_set1_epi64x(4);
+    __m256i idx = _mm256_set_epi64x(3, 2, 1, 0);
+    unsigned i;
+
+    for (i = 0; i < FSTR_BLOCK_WORDS; i += 4) {
+        __m256i x = _mm256_add_epi64(_mm256_xor_si256(base, idx), golden);
+
+        x = _mm256_xor_si256(x, _mm256_srli_epi64(x, 30));
+        x = fstr_mul64_avx2(x, 0xbf58476d1ce4e5b9ull);
+        x = _mm256_xor_si256(x, _mm256_srli_epi64(x, 27));
+        x = fstr_mul64_avx2(x, 0x94d049bb133111ebull);
+        x = _mm256_xor_si256(x, _mm256_srli_epi64(x, 31));
+        _mm256_store_si256((__m256i *)(w + i), x);
+        idx = _mm256_add_epi64(idx, four);
+    }
+    w[0] = s;
+    w[1] = ~s;
+}
+#endif
+
+/* Chosen once at class init: AVX2 is about 3x faster where available. */
+static void (*fstr_fill_block)(uint64_t *w, uint64_t seed, uint64_t s) =
+    fstr_fill_block_generic;
+
+/* ---------------------------------------------------------------------- */
+/* Interrupts                                                              */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Drive the interrupt.  INTx is a level: IRQ_ENABLE && IRQ_STATUS != 0.
+ * MSI is a message, sent when @notify says a new reason to look appeared
+ * and the level is high.  Callers notify when a bit in IRQ_STATUS goes
+ * 0->1, when IRQ_ENABLE goes 0->1 with bits pending and when a W1C leaves
+ * bits set, so a driver that acks IRQ_STATUS and then reads WR_COUNT never
+ * misses a completion.
+ */
+static void fstr_update_irq(FstrState *s, bool notify)
+{
+    PCIDevice *pdev = PCI_DEVICE(s);
+    bool level = (s->ctrl & CTRL_IRQ_ENABLE) && s->irq_status;
+
+    if (msi_enabled(pdev)) {
+        pci_set_irq(pdev, 0);
+        if (level && notify) {
+            msi_notify(pdev, 0);
+        }
+    } else {
+        pci_set_irq(pdev, level);
+    }
+}
+
+static void fstr_raise_irq(FstrState *s, uint32_t bits)
+{
+    uint32_t new_bits = bits & ~s->irq_status;
+
+    s->irq_status |= bits;
+    fstr_update_irq(s, new_bits != 0);
+}
+
+/* Raise BLOCKS_DONE for all completed blocks not signalled yet. */
+static void fstr_signal_blocks(FstrState *s)
+{
+    s->unsignalled = 0;
+    timer_del(&s->coalesce_timer);
+    fstr_raise_irq(s, IRQ_BLOCKS_DONE);
+}
+
+/* Re-evaluate the coalescing condition (block completed, registers changed). */
+static void fstr_coalesce_check(FstrState *s)
+{
+    int64_t deadline;
+
+    if (!s->unsignalled) {
+        timer_del(&s->coalesce_timer);
+        return;
+    }
+    if (s->unsignalled >= MAX(1, s->coalesce_count)) {
+        fstr_signal_blocks(s);
+        return;
+    }
+    if (!s->coalesce_usec) {
+        timer_del(&s->coalesce_timer);
+        return;
+    }
+    deadline = s->unsignalled_since + (int64_t)s->coalesce_usec * SCALE_US;
+    if (deadline <= qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL)) {
+        fstr_signal_blocks(s);
+    } else if (!timer_pending(&s->coalesce_timer) ||
+               timer_expire_time_ns(&s->coalesce_timer) != deadline) {
+        timer_mod(&s->coalesce_timer, deadline);
+    }
+}
+
+static void fstr_coalesce_timer_cb(void *opaque)
+{
+    FstrState *s = opaque;
+
+    if (s->unsignalled) {
+        fstr_signal_blocks(s);
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* Source model                                                            */
+/* ---------------------------------------------------------------------- */
+
+static uint64_t fstr_fifo_len(FstrState *s)
+{
+    return s->src_seq - s->wr_count - s->drop_count;
+}
+
+/* Discard the oldest queued blocks beyond the FIFO size. */
+static void fstr_fifo_trim(FstrState *s)
+{
+    uint64_t queued = fstr_fifo_len(s);
+
+    if (queued > s->fifo_blocks) {
+        s->drop_count += queued - s->fifo_blocks;
+    }
+}
+
+static uint64_t fstr_source_limit(FstrState *s)
+{
+    return s->burst ? s->burst : UINT64_MAX;
+}
+
+/*
+ * Bring the paced source up to now: account for the blocks it produced
+ * since it was last looked at.  The source runs only while the engine runs.
+ */
+static void fstr_source_advance(FstrState *s)
+{
+    int64_t elapsed;
+    uint64_t due;
+
+    if (!s->running || !s->rate) {
+        return;
+    }
+    elapsed = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL) - s->src_t0;
+    due = s->src_base + muldiv64(MAX(elapsed, 0), s->rate,
+                                 NANOSECONDS_PER_SECOND);
+    due = MIN(due, fstr_source_limit(s));
+    if (due > s->src_seq) {
+        s->src_seq = due;
+        fstr_fifo_trim(s);
+    }
+}
+
+/* Restart pacing from now (engine start, rate change). */
+static void fstr_source_rebase(FstrState *s)
+{
+    s->src_t0 = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
+    s->src_base = s->src_seq;
+    timer_del(&s->src_timer);
+}
+
+/* Wake the engine when the paced source produces its next block. */
+static void fstr_source_arm(FstrState *s)
+{
+    uint64_t n = s->src_seq + 1 - s->src_base;
+    int64_t when = s->src_t0 +
+        muldiv64(n, NANOSECONDS_PER_SECOND, s->rate) + 1;
+
+    if (!timer_pending(&s->src_timer) ||
+        timer_expire_time_ns(&s->src_timer) != when) {
+        timer_mod(&s->src_timer, when);
+    }
+}
+
+static void fstr_kick(FstrState *s)
+{
+    qemu_cond_signal(&s->wake);
+}
+
+static void fstr_src_timer_cb(void *opaque)
+{
+    fstr_kick(opaque);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Engine state                                                            */
+/* ---------------------------------------------------------------------- */
+
+static uint32_t fstr_status(FstrState *s)
+{
+    return s->status_sticky | (s->running ? STATUS_RUNNING : 0) |
+           (s->idle ? STATUS_IDLE : 0);
+}
+
+/* ENABLE 0->1 with no fault pending: stream. */
+static void fstr_engine_start(FstrState *s)
+{
+    s->gen++;
+    s->running = true;
+    s->idle = false;
+    timer_del(&s->idle_timer);
+    fstr_source_rebase(s);
+    fstr_kick(s);
+}
+
+/*
+ * Stop streaming.  A fault stops at once (no block is in flight: the
+ * faulting block was never started); clearing ENABLE sets IDLE after a
+ * short delay, like the FPGA draining its pipeline.
+ */
+static void fstr_engine_stop(FstrState *s, bool fault)
+{
+    int64_t delay;
+
+    fstr_source_advance(s);     /* count what the source produced so far */
+    s->gen++;
+    s->running = false;
+    timer_del(&s->src_timer);
+    if (fault) {
+        s->idle = true;
+        timer_del(&s->idle_timer);
+        return;
+    }
+    delay = FSTR_IDLE_DELAY_NS;
+    if (s->inject & INJECT_STALL_IDLE) {
+        s->inject &= ~INJECT_STALL_IDLE;
+        delay = FSTR_STALL_IDLE_DELAY_NS;
+    }
+    timer_mod(&s->idle_timer, qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL) + delay);
+}
+
+static void fstr_idle_timer_cb(void *opaque)
+{
+    FstrState *s = opaque;
+
+    if (!s->running) {
+        s->idle = true;
+    }
+}
+
+/*
+ * The engine stays stopped after a fault, with CTRL.ENABLE still reading 1:
+ * clearing the STATUS bit does not restart it, only ENABLE 0->1 does (or
+ * SOFT_RESET and ENABLE), so no DMA resumes behind the driver's back.
+ */
+static void fstr_fault(FstrState *s, uint32_t status_bit)
+{
+    s->status_sticky |= status_bit;
+    fstr_raise_irq(s, IRQ_ERROR);
+    fstr_engine_stop(s, true);
+}
+
+/*
+ * SOFT_RESET: stop at once, abandoning a block in flight, and zero the
+ * counters, the interrupt state, the sticky STATUS bits and the source.
+ * The LUT, RING_SIZE, coalescing and test-block registers are kept.
+ */
+static void fstr_soft_reset(FstrState *s)
+{
+    s->gen++;
+    s->ctrl = 0;
+    s->running = false;
+    s->idle = true;
+    s->status_sticky = 0;
+    s->wr_count = 0;
+    s->rd_count = 0;
+    s->drop_count = 0;
+    s->irq_status = 0;
+    s->unsignalled = 0;
+    s->unsignalled_since = 0;
+    s->src_seq = 0;
+    s->src_base = 0;
+    s->src_t0 = 0;
+    timer_del(&s->idle_timer);
+    timer_del(&s->src_timer);
+    timer_del(&s->coalesce_timer);
+    fstr_update_irq(s, false);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Engine thread                                                           */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Can the engine start a block now?  If so, return true with the block's
+ * source sequence number in *seq.  Called with the BQL held.
+ */
+static bool fstr_engine_next(FstrState *s, uint64_t *seq)
+{
+    uint32_t k = (uint32_t)s->wr_count;
+
+    if (s->stopping || !s->running) {
+        return false;
+    }
+    if ((s->ctrl & CTRL_FLOW_CONTROL) &&
+        (uint32_t)(k - s->rd_count) >= s->ring_size) {
+        return false;           /* ring full: RD_COUNT writes wake us */
+    }
+    fstr_source_advance(s);
+    if (!fstr_fifo_len(s)) {
+        if (s->src_seq >= fstr_source_limit(s)) {
+            return false;       /* burst done */
+        }
+        if (s->rate) {
+            fstr_source_arm(s);
+            return false;       /* wait for the next arrival */
+        }
+        /* rate 0: the source produces this block on demand */
+    }
+    *seq = s->wr_count + s->drop_count;     /* the FIFO head */
+    return true;
+}
+
+static bool fstr_lut_addr_ok(FstrState *s, uint64_t addr)
+{
+    return s->dma_addr_bits >= 64 || !(addr >> s->dma_addr_bits);
+}
+
+/*
+ * Write block k = WR_COUNT with source sequence @seq from s->buf (which
+ * holds its pattern), then complete it.  Called with the BQL held, right
+ * after fstr_engine_next() returned true with @seq.
+ */
+static void fstr_engine_write_block(FstrState *s, uint64_t seq)
+{
+    uint32_t k = (uint32_t)s->wr_count;
+    uint64_t entry = s->lut[k % s->ring_size];
+    uint64_t addr = entry & LUT_ADDR_MASK;
+    uint32_t gen = s->gen;
+    MemTxResult res;
+
+    if (s->inject & INJECT_LUT_FAULT) {
+        s->inject &= ~INJECT_LUT_FAULT;
+        fstr_fault(s, STATUS_LUT_FAULT);
+        return;
+    }
+    if (!(entry & LUT_VALID) || !fstr_lut_addr_ok(s, addr)) {
+        fstr_fault(s, STATUS_LUT_FAULT);
+        return;
+    }
+    if (s->inject & INJECT_DMA_ERROR) {
+        s->inject &= ~INJECT_DMA_ERROR;
+        fstr_fault(s, STATUS_DMA_ERROR);
+        return;
+    }
+    if (!(s->ctrl & CTRL_FLOW_CONTROL) &&
+        (uint32_t)(k - s->rd_count) >= s->ring_size) {
+        s->status_sticky |= STATUS_OVERRUN;
+    }
+
+    res = pci_dma_write(PCI_DEVICE(s), addr, s->buf, FSTR_BLOCK_SIZE);
+    if (res != MEMTX_OK) {
+        fstr_fault(s, STATUS_DMA_ERROR);
+        return;
+    }
+    /*
+     * A DMA into our own BARs runs our MMIO handlers from here and may have
+     * reset or stopped the engine: then the block is abandoned.
+     */
+    if (gen != s->gen || !s->running) {
+        return;
+    }
+
+    if (!fstr_fifo_len(s)) {
+        s->src_seq++;           /* produced on demand (rate 0) */
+    }
+    s->wr_count++;              /* the block is whole in memory: announce */
+
+    if (s->unsignalled++ == 0) {
+        s->unsignalled_since = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
+    }
+    fstr_coalesce_check(s);
+}
+
+static void *fstr_engine_thread(void *opaque)
+{
+    FstrState *s = opaque;
+    bool have_buf = false;      /* s->buf holds the block (buf_gen, buf_seq) */
+    uint32_t buf_gen = 0;
+    uint64_t buf_seq = 0;
+
+    rcu_register_thread();      /* pci_dma_write() reads RCU-protected maps */
+    qemu_mutex_lock_iothread();
+    while (!s->stopping) {
+        uint64_t seq;
+
+        if (!fstr_engine_next(s, &seq)) {
+            qemu_cond_wait_iothread(&s->wake);
+            continue;
+        }
+        if (!have_buf || buf_gen != s->gen || buf_seq != seq) {
+            uint32_t gen = s->gen;
+            uint64_t seed = s->seed;
+
+            /* The expensive part, done without the BQL. */
+            qemu_mutex_unlock_iothread();
+            fstr_fill_block(s->buf, seed, seq);
+            qemu_mutex_lock_iothread();
+            have_buf = true;
+            buf_gen = gen;
+            buf_seq = seq;
+            continue;           /* look again: things may have changed */
+        }
+        fstr_engine_write_block(s, seq);
+        have_buf = false;
+    }
+    qemu_mutex_unlock_iothread();
+    rcu_unregister_thread();
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* BAR0: registers and test block                                          */
+/* ---------------------------------------------------------------------- */
+
+static uint64_t fstr_regs_read(void *opaque, hwaddr addr, unsigned size)
+{
+    FstrState *s = opaque;
+
+    if (size != 4 || (addr & 3)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "fstr: BAR0 read of %u bytes at 0x%"
+                      HWADDR_PRIx " ignored: registers are 32-bit\n",
+                      size, addr);
+        return 0;
+    }
+
+    switch (addr) {
+    case REG_ID:
+        return FSTR_ID;
+    case REG_VERSION:
+        return FSTR_VERSION;
+    case REG_LUT_CAPACITY:
+        return s->lut_capacity;
+    case REG_BLOCK_SHIFT:
+        return FSTR_BLOCK_SHIFT;
+    case REG_DMA_ADDR_BITS:
+        return s->dma_addr_bits;
+    case REG_CTRL:
+        return s->ctrl;
+    case REG_STATUS:
+        return fstr_status(s);
+    case REG_RING_SIZE:
+        return s->ring_size;
+    case REG_WR_COUNT:
+        return (uint32_t)s->wr_count;
+    case REG_RD_COUNT:
+        return s->rd_count;
+    case REG_DROP_COUNT:
+        fstr_source_advance(s);         /* drops happen even when stalled */
+        return (uint32_t)s->drop_count;
+    case REG_IRQ_STATUS:
+        return s->irq_status;
+    case REG_IRQ_COALESCE_COUNT:
+        return s->coalesce_count;
+    case REG_IRQ_COALESCE_USEC:
+        return s->coalesce_usec;
+    case REG_SCRATCH:
+        return s->scratch;
+    case REG_EMU_RATE:
+        return s->rate;
+    case REG_EMU_SEED:
+        return (uint32_t)s->seed;
+    case REG_EMU_BURST:
+        return s->burst;
+    case REG_EMU_INJECT:
+        return s->inject;
+    case REG_EMU_FIFO_BLOCKS:
+        return s->fifo_blocks;
+    default:
+        return 0;
+    }
+}
+
+static void fstr_write_ctrl(FstrState *s, uint32_t val)
+{
+    uint32_t old = s->ctrl;
+
+    if (val & CTRL_SOFT_RESET) {
+        /* The other bits of this write are ignored: CTRL becomes 0. */
+        fstr_soft_reset(s);
+        return;
+    }
+    s->ctrl = val & CTRL_RW_MASK;
+    if ((s->ctrl & CTRL_ENABLE) && !(old & CTRL_ENABLE) &&
+        !(s->status_sticky & STATUS_FAULTS)) {
+        fstr_engine_start(s);
+    } else if (!(s->ctrl & CTRL_ENABLE) && s->running) {
+        fstr_engine_stop(s, false);
+    }
+    fstr_kick(s);               /* FLOW_CONTROL may have changed */
+    fstr_update_irq(s, !(old & CTRL_IRQ_ENABLE));
+}
+
+static void fstr_regs_write(void *opaque, hwaddr addr, uint64_t val64,
+                            unsigned size)
+{
+    FstrState *s = opaque;
+    uint32_t val = val64;
+    uint32_t old;
+
+    if (size != 4 || (addr & 3)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "fstr: BAR0 write of %u bytes at 0x%"
+                      HWADDR_PRIx " ignored: registers are 32-bit\n",
+                      size, addr);
+        return;
+    }
+
+    switch (addr) {
+    case REG_CTRL:
+        fstr_write_ctrl(s, val);
+        break;
+    case REG_STATUS:
+        s->status_sticky &= ~(val & STATUS_STICKY);
+        break;
+    case REG_RING_SIZE:
+        if (!s->running && val >= 1 && val <= s->lut_capacity) {
+            s->ring_size = val;
+        }
+        break;
+    case REG_RD_COUNT:
+        s->rd_count = val;
+        fstr_kick(s);                   /* may unblock flow control */
+        break;
+    case REG_IRQ_STATUS:
+        old = s->irq_status;
+        s->irq_status &= ~(val & IRQ_ALL);
+        fstr_update_irq(s, s->irq_status && s->irq_status != old);
+        break;
+    case REG_IRQ_COALESCE_COUNT:
+        s->coalesce_count = val;
+        fstr_coalesce_check(s);
+        break;
+    case REG_IRQ_COALESCE_USEC:
+        s->coalesce_usec = val;
+        fstr_coalesce_check(s);
+        break;
+    case REG_SCRATCH:
+        s->scratch = val;
+        break;
+    case REG_EMU_RATE:
+        fstr_source_advance(s);         /* at the old rate up to now */
+        s->rate = val;
+        fstr_source_rebase(s);
+        fstr_kick(s);
+        break;
+    case REG_EMU_SEED:
+        s->seed = val;
+        s->gen++;
+        break;
+    case REG_EMU_BURST:
+        fstr_source_advance(s);
+        s->burst = val;
+        fstr_kick(s);
+        break;
+    case REG_EMU_INJECT:
+        s->inject |= val & INJECT_ALL;
+        break;
+    case REG_EMU_FIFO_BLOCKS:
+        fstr_source_advance(s);
+        s->fifo_blocks = MAX(val, 1);
+        fstr_fifo_trim(s);
+        fstr_kick(s);
+        break;
+    default:
+        /* read-only or unknown: ignored */
+        break;
+    }
+}
+
+static const MemoryRegionOps fstr_regs_ops = {
+    .read = fstr_regs_read,
+    .write = fstr_regs_write,
+    .endianness = DEVICE_LITTLE_ENDIAN,
+    /* Accept everything, act only on aligned 32-bit accesses (see above). */
+    .valid = {
+        .min_access_size = 1,
+        .max_access_size = 8,
+        .unaligned = true,
+    },
+    .impl = {
+        .min_access_size = 1,
+        .max_access_size = 8,
+        .unaligned = true,
+    },
+};
+
+/* ---------------------------------------------------------------------- */
+/* BAR2: the LUT                                                           */
+/* ---------------------------------------------------------------------- */
+
+static uint64_t fstr_lut_read(void *opaque, hwaddr addr, unsigned size)
+{
+    FstrState *s = opaque;
+    uint64_t idx = addr / 8;
+    uint64_t entry;
+
+    if (idx >= s->lut_capacity) {
+        return 0;               /* BAR padding beyond the LUT */
+    }
+    entry = s->lut[idx];
+    if (size == 8) {
+        return entry;
+    }
+    return (addr & 4) ? entry >> 32 : (uint32_t)entry;
+}
+
+/*
+ * 64-bit writes take effect at once; of two 32-bit writes the low half is
+ * held until the high half arrives, so the engine never sees half an entry.
+ */
+static void fstr_lut_write(void *opaque, hwaddr addr, uint64_t val,
+                           unsigned size)
+{
+    FstrState *s = opaque;
+    uint64_t idx = addr / 8;
+
+    if (idx >= s->lut_capacity) {
+        return;
+    }
+    if (size == 8) {
+        s->lut[idx] = val;
+        s->lut_low[idx] = (uint32_t)val;
+    } else if (!(addr & 4)) {
+        s->lut_low[idx] = val;
+    } else {
+        s->lut[idx] = (uint64_t)s->lut_low[idx] | (val << 32);
+    }
+}
+
+static const MemoryRegionOps fstr_lut_ops = {
+    .read = fstr_lut_read,
+    .write = fstr_lut_write,
+    .endianness = DEVICE_LITTLE_ENDIAN,
+    /* aligned 32- and 64-bit accesses only; the core rejects the rest */
+    .valid = {
+        .min_access_size = 4,
+        .max_access_size = 8,
+    },
+    .impl = {
+        .min_access_size = 4,
+        .max_access_size = 8,
+    },
+};
+
+/* ---------------------------------------------------------------------- */
+/* Device lifecycle                                                        */
+/* ---------------------------------------------------------------------- */
+
+/* Power-on / device reset: everything, including the LUT and test block. */
+static void fstr_reset(DeviceState *dev)
+{
+    FstrState *s = FSTR(dev);
+
+    fstr_soft_reset(s);
+    memset(s->lut, 0, sizeof(*s->lut) * s->lut_capacity);
+    memset(s->lut_low, 0, sizeof(*s->lut_low) * s->lut_capacity);
+    s->ring_size = s->lut_capacity;
+    s->coalesce_count = 0;
+    s->coalesce_usec = 0;
+    s->scratch = 0;
+    s->rate = s->prop_rate;
+    s->seed = s->prop_seed;
+    s->burst = 0;
+    s->inject = 0;
+    s->fifo_blocks = FSTR_FIFO_DEFAULT;
+    msi_reset(PCI_DEVICE(s));
+    pci_set_irq(PCI_DEVICE(s), 0);
+}
+
+/* MSI enable changes the interrupt route: move a pending level over. */
+static void fstr_config_write(PCIDevice *pdev, uint32_t addr, uint32_t val,
+                              int len)
+{
+    FstrState *s = FSTR(pdev);
+    bool msi_was = msi_enabled(pdev);
+
+    pci_default_write_config(pdev, addr, val, len);
+    if (msi_enabled(pdev) != msi_was) {
+        fstr_update_irq(s, true);
+    }
+}
+
+static void fstr_realize(PCIDevice *pdev, Error **errp)
+{
+    FstrState *s = FSTR(pdev);
+    uint64_t lut_bar_size;
+
+    if (s->lut_capacity < 1 || s->lut_capacity > FSTR_LUT_CAPACITY_MAX) {
+        error_setg(errp, "fstr: lut-capacity must be 1..%u, not %u",
+                   FSTR_LUT_CAPACITY_MAX, s->lut_capacity);
+        return;
+    }
+    if (s->dma_addr_bits != 32 && s->dma_addr_bits != 64) {
+        error_setg(errp, "fstr: dma-addr-bits must be 32 or 64, not %u",
+                   s->dma_addr_bits);
+        return;
+    }
+
+    pci_config_set_interrupt_pin(pdev->config, 1);
+    if (msi_init(pdev, 0, 1, true, false, errp)) {
+        return;
+    }
+
+    s->lut = g_new0(uint64_t, s->lut_capacity);
+    s->lut_low = g_new0(uint32_t, s->lut_capacity);
+    s->buf = qemu_memalign(64, FSTR_BLOCK_SIZE);
+    s->ring_size = s->lut_capacity;
+    s->rate = s->prop_rate;
+    s->seed = s->prop_seed;
+    s->fifo_blocks = FSTR_FIFO_DEFAULT;
+    s->idle = true;
+
+    memory_region_init_io(&s->regs, OBJECT(s), &fstr_regs_ops, s,
+                          "fstr-regs", FSTR_BAR0_SIZE);
+    pci_register_bar(pdev, 0, PCI_BASE_ADDRESS_SPACE_MEMORY, &s->regs);
+
+    lut_bar_size = MAX(pow2ceil((uint64_t)s->lut_capacity * 8), 4 * KiB);
+    memory_region_init_io(&s->lut_bar, OBJECT(s), &fstr_lut_ops, s,
+                          "fstr-lut", lut_bar_size);
+    pci_register_bar(pdev, 2, PCI_BASE_ADDRESS_SPACE_MEMORY |
+                     PCI_BASE_ADDRESS_MEM_TYPE_64, &s->lut_bar);
+
+    timer_init_ns(&s->coalesce_timer, QEMU_CLOCK_VIRTUAL,
+                  fstr_coalesce_timer_cb, s);
+    timer_init_ns(&s->idle_timer, QEMU_CLOCK_VIRTUAL, fstr_idle_timer_cb, s);
+    timer_init_ns(&s->src_timer, QEMU_CLOCK_VIRTUAL, fstr_src_timer_cb, s);
+
+    qemu_cond_init(&s->wake);
+    s->stopping = false;
+    qemu_thread_create(&s->thread, "fstr-engine", fstr_engine_thread, s,
+                       QEMU_THREAD_JOINABLE);
+}
+
+static void fstr_exit(PCIDevice *pdev)
+{
+    FstrState *s = FSTR(pdev);
+
+    s->stopping = true;
+    s->gen++;
+    fstr_kick(s);
+    /* The thread needs the BQL to notice; let it have it while we wait. */
+    qemu_mutex_unlock_iothread();
+    qemu_thread_join(&s->thread);
+    qemu_mutex_lock_iothread();
+
+    qemu_cond_destroy(&s->wake);
+    timer_del(&s->coalesce_timer);
+    timer_del(&s->idle_timer);
+    timer_del(&s->src_timer);
+    msi_uninit(pdev);
+    g_free(s->lut);
+    g_free(s->lut_low);
+    qemu_vfree(s->buf);
+    s->lut = NULL;
+    s->lut_low = NULL;
+    s->buf = NULL;
+}
+
+/* The engine thread and the lazy source model are not migratable. */
+static const VMStateDescription vmstate_fstr = {
+    .name = TYPE_FSTR,
+    .unmigratable = 1,
+};
+
+static Property fstr_properties[] = {
+    DEFINE_PROP_UINT32("lut-capacity", FstrState, lut_capacity, 65536),
+    DEFINE_PROP_UINT32("dma-addr-bits", FstrState, dma_addr_bits, 64),
+    DEFINE_PROP_UINT32("rate", FstrState, prop_rate, 0),
+    DEFINE_PROP_UINT64("seed", FstrState, prop_seed, 0),
+    DEFINE_PROP_END_OF_LIST(),
+};
+
+static void fstr_class_init(ObjectClass *klass, void *data)
+{
+    DeviceClass *dc = DEVICE_CLASS(klass);
+    PCIDeviceClass *k = PCI_DEVICE_CLASS(klass);
+
+    k->realize = fstr_realize;
+    k->exit = fstr_exit;
+    k->config_write = fstr_config_write;
+    k->vendor_id = FSTR_VENDOR_ID;
+    k->device_id = FSTR_DEVICE_ID;
+    k->revision = FSTR_REVISION;
+    k->class_id = FSTR_CLASS_ID;
+    dc->desc = "FSTR stream engine (fpgastream reference device)";
+    dc->reset = fstr_reset;
+    dc->vmsd = &vmstate_fstr;
+    device_class_set_props(dc, fstr_properties);
+    set_bit(DEVICE_CATEGORY_MISC, dc->categories);
+
+#ifdef FSTR_HAVE_AVX2
+    if (__builtin_cpu_supports("avx2")) {
+        fstr_fill_block = fstr_fill_block_avx2;
+    }
+#endif
+}
+
+static const TypeInfo fstr_info = {
+    .name = TYPE_FSTR,
+    .parent = TYPE_PCI_DEVICE,
+    .instance_size = sizeof(FstrState),
+    .class_init = fstr_class_init,
+    .interfaces = (InterfaceInfo[]) {
+        { INTERFACE_CONVENTIONAL_PCI_DEVICE },
+        { },
+    },
+};
+
+static void fstr_register_types(void)
+{
+    type_register_static(&fstr_info);
+}
+
+type_init(fstr_register_types)
