@@ -1,0 +1,351 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * fpgastream: the user buffer. Pin it, charge it to RLIMIT_MEMLOCK, build
+ * an sg table, DMA-map it, split the DMA segments into LUT entries, and
+ * undo all of that in reverse order.
+ */
+#include <linux/bitmap.h>
+#include <linux/dma-direct.h>
+#include <linux/dma-mapping.h>
+#include <linux/iommu.h>
+#include <linux/minmax.h>
+#include <linux/mm.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/swiotlb.h>
+
+#include <uapi/fpgastream.h>
+
+#include "fpgastream_drv.h"
+#include "fpgastream_lut.h"
+
+/* Pages pinned per pin_user_pages_fast() call: 256 MiB of 4 KiB pages. */
+#define FSTR_PIN_CHUNK		65536UL
+
+/**
+ * fstr_dma_translated() - is the device's DMA translated by an IOMMU?
+ * @dev: the device
+ *
+ * Return: true when the DMA API maps through an IOMMU DMA domain (bus
+ * addresses are IOVAs); false for dma-direct, including an identity domain.
+ */
+bool fstr_dma_translated(struct device *dev)
+{
+	struct iommu_domain *domain = iommu_get_domain_for_dev(dev);
+
+	return domain && iommu_is_dma_domain(domain);
+}
+
+/*
+ * Was the DMA segment at @addr bounced through swiotlb? Look at the memory
+ * the device really writes: the IOMMU's translation of the IOVA, or the
+ * dma-direct translation, and see whether it lies in the swiotlb pool.
+ */
+static bool fstr_dma_bounced(struct device *dev, struct iommu_domain *domain,
+			     dma_addr_t addr)
+{
+	phys_addr_t phys;
+
+	if (domain)
+		phys = iommu_iova_to_phys(domain, addr);
+	else
+		phys = dma_to_phys(dev, addr);
+	return is_swiotlb_buffer(dev, phys);
+}
+
+/*
+ * Longest sg entry to build: the DMA layer must neither split an entry
+ * (max_seg_size) nor fail to bounce it (a swiotlb slot run holds
+ * dma_max_mapping_size() bytes), and entries should end on block
+ * boundaries so that blocks are not split between segments.
+ */
+static unsigned int fstr_max_segment(struct device *dev)
+{
+	size_t max = min_t(size_t, dma_get_max_seg_size(dev),
+			   dma_max_mapping_size(dev));
+
+	max = min_t(size_t, max, UINT_MAX);
+	if (max >= FSTR_BLOCK_SIZE)
+		return round_down(max, FSTR_BLOCK_SIZE);
+	return max_t(size_t, round_down(max, PAGE_SIZE), PAGE_SIZE);
+}
+
+/* Pin @map->npages pages from @map->uaddr, in chunks. */
+static int fstr_pin(struct fstr_map *map)
+{
+	unsigned long pinned = 0;
+	int ret;
+
+	while (pinned < map->npages) {
+		unsigned long n = min(map->npages - pinned, FSTR_PIN_CHUNK);
+
+		ret = pin_user_pages_fast(map->uaddr + pinned * PAGE_SIZE, n,
+					  FOLL_WRITE | FOLL_LONGTERM,
+					  map->pages + pinned);
+		if (ret <= 0) {
+			ret = ret ? ret : -EFAULT;
+			goto unpin_pages;
+		}
+		pinned += ret;
+		cond_resched();
+	}
+	return 0;
+
+unpin_pages:
+	unpin_user_pages(map->pages, pinned);
+	return ret;
+}
+
+/* Split the mapped segments into map->lut; messages say what to do. */
+static int fstr_split(struct fstr_dev *fdev, struct fstr_map *map)
+{
+	struct device *dev = &fdev->pdev->dev;
+	struct fstr_lut_split split;
+	struct scatterlist *sg;
+	int ret = 0;
+	unsigned int i;
+
+	fstr_lut_split_init(&split, map->lut, map->split_map, map->nr_blocks,
+			    fdev->dma_addr_bits);
+	for_each_sgtable_dma_sg(&map->sgt, sg, i) {
+		ret = fstr_lut_split_add(&split, sg_dma_address(sg),
+					 sg_dma_len(sg));
+		if (ret)
+			break;
+	}
+	if (!ret)
+		ret = fstr_lut_split_finish(&split);
+	if (!ret && split.nr_entries != map->nr_blocks)
+		ret = -EINVAL;
+
+	if (ret == -ERANGE)
+		dev_err_ratelimited(dev, "buffer block %u at bus address %#llx is beyond the %u-bit DMA engine\n",
+				    split.nr_entries, split.bad_addr,
+				    fdev->dma_addr_bits);
+	else if (ret)
+		dev_err_ratelimited(dev, "buffer block %u is not 64 KiB bus-contiguous and aligned: back the buffer with hugepages or enable the IOMMU\n",
+				    split.nr_entries);
+	return ret == -ERANGE ? -ERANGE : ret ? -EINVAL : 0;
+}
+
+/**
+ * fstr_map_create() - pin, charge, DMA-map and split a user buffer
+ * @fdev: the board
+ * @uaddr: user address, block-aligned (checked by the caller)
+ * @length: bytes, a non-zero multiple of the block size within the LUT
+ * @flags: FPGASTREAM_MAP_* (checked by the caller)
+ * @mapp: out: the mapping
+ *
+ * Charges RLIMIT_MEMLOCK of current->mm (CAP_IPC_LOCK bypasses it) and
+ * keeps that mm to uncharge it in fstr_map_destroy(), whoever calls it.
+ * Does not touch the board: see fstr_map_program().
+ *
+ * Return: 0, -ENOMEM (memory, RLIMIT_MEMLOCK, swiotlb space), -EFAULT
+ * (memory not mapped or not writable), -EINVAL (a block is not
+ * bus-contiguous and aligned), -ERANGE (beyond DMA_ADDR_BITS, or bounced
+ * with FPGASTREAM_MAP_NO_BOUNCE).
+ */
+int fstr_map_create(struct fstr_dev *fdev, u64 uaddr, u64 length, u32 flags,
+		    struct fstr_map **mapp)
+{
+	struct device *dev = &fdev->pdev->dev;
+	struct iommu_domain *domain = NULL;
+	struct fstr_map *map;
+	struct scatterlist *sg;
+	unsigned int i;
+	int ret;
+
+	map = kzalloc(sizeof(*map), GFP_KERNEL);
+	if (!map)
+		return -ENOMEM;
+	map->uaddr = uaddr;
+	map->length = length;
+	map->npages = length >> PAGE_SHIFT;
+	map->nr_blocks = length >> FSTR_BLOCK_SHIFT;
+
+	map->mm = current->mm;
+	mmgrab(map->mm);
+	ret = account_locked_vm(map->mm, map->npages, true);
+	if (ret)
+		goto drop_mm;
+
+	map->pages = kvmalloc_array(map->npages, sizeof(*map->pages),
+				    GFP_KERNEL);
+	if (!map->pages) {
+		ret = -ENOMEM;
+		goto uncharge;
+	}
+
+	ret = fstr_pin(map);
+	if (ret)
+		goto free_pages;
+
+	ret = sg_alloc_table_from_pages_segment(&map->sgt, map->pages,
+						map->npages, 0, length,
+						fstr_max_segment(dev),
+						GFP_KERNEL);
+	if (ret)
+		goto unpin;
+
+	ret = dma_map_sgtable(dev, &map->sgt, DMA_FROM_DEVICE, 0);
+	if (ret) {
+		dev_err_ratelimited(dev, "cannot DMA-map a %llu-byte buffer (%d)\n",
+				    length, ret);
+		ret = ret == -EINVAL ? -EINVAL : -ENOMEM;
+		goto free_sgt;
+	}
+	map->nr_segments = map->sgt.nents;
+
+	if (fstr_dma_translated(dev)) {
+		domain = iommu_get_domain_for_dev(dev);
+		map->mapped_flags |= FPGASTREAM_MAPPED_IOMMU;
+	}
+	for_each_sgtable_dma_sg(&map->sgt, sg, i) {
+		if (fstr_dma_bounced(dev, domain, sg_dma_address(sg))) {
+			map->mapped_flags |= FPGASTREAM_MAPPED_BOUNCED;
+			break;
+		}
+	}
+	if ((flags & FPGASTREAM_MAP_NO_BOUNCE) &&
+	    (map->mapped_flags & FPGASTREAM_MAPPED_BOUNCED)) {
+		dev_dbg(dev, "buffer would bounce through swiotlb\n");
+		ret = -ERANGE;
+		goto dma_unmap;
+	}
+
+	map->lut = kvmalloc_array(map->nr_blocks, sizeof(*map->lut),
+				  GFP_KERNEL);
+	map->ts = kvcalloc(map->nr_blocks, sizeof(*map->ts), GFP_KERNEL);
+	map->split_map = bitmap_zalloc(map->nr_blocks, GFP_KERNEL);
+	if (!map->lut || !map->ts || !map->split_map) {
+		ret = -ENOMEM;
+		goto free_arrays;
+	}
+
+	ret = fstr_split(fdev, map);
+	if (ret)
+		goto free_arrays;
+
+	*mapp = map;
+	return 0;
+
+free_arrays:
+	bitmap_free(map->split_map);
+	kvfree(map->ts);
+	kvfree(map->lut);
+dma_unmap:
+	dma_unmap_sgtable(dev, &map->sgt, DMA_FROM_DEVICE, 0);
+free_sgt:
+	sg_free_table(&map->sgt);
+unpin:
+	unpin_user_pages(map->pages, map->npages);
+free_pages:
+	kvfree(map->pages);
+uncharge:
+	account_locked_vm(map->mm, map->npages, false);
+drop_mm:
+	mmdrop(map->mm);
+	kfree(map);
+	return ret;
+}
+
+/**
+ * fstr_map_program() - write the LUT and RING_SIZE; the engine is stopped
+ * @fdev: the board
+ * @map: the mapping
+ */
+void fstr_map_program(struct fstr_dev *fdev, const struct fstr_map *map)
+{
+	u32 i;
+
+	for (i = 0; i < map->nr_blocks; i++)
+		fstr_hw_lut_write(&fdev->hw, i, map->lut[i]);
+	fstr_hw_set_ring_size(&fdev->hw, map->nr_blocks);
+}
+
+/**
+ * fstr_map_clear() - take the mapping out of the LUT; the engine is idle
+ * @fdev: the board
+ * @map: the mapping
+ */
+void fstr_map_clear(struct fstr_dev *fdev, const struct fstr_map *map)
+{
+	u32 i;
+
+	fstr_hw_set_ring_size(&fdev->hw, 0);
+	for (i = 0; i < map->nr_blocks; i++)
+		fstr_hw_lut_write(&fdev->hw, i, 0);
+}
+
+/**
+ * fstr_map_destroy() - unmap, unpin (dirty), uncharge and free a mapping
+ * @fdev: the board, still bound to the driver
+ * @map: the mapping; the board must no longer be able to write it
+ */
+void fstr_map_destroy(struct fstr_dev *fdev, struct fstr_map *map)
+{
+	struct device *dev = &fdev->pdev->dev;
+
+	bitmap_free(map->split_map);
+	kvfree(map->ts);
+	kvfree(map->lut);
+	dma_unmap_sgtable(dev, &map->sgt, DMA_FROM_DEVICE, 0);
+	sg_free_table(&map->sgt);
+	unpin_user_pages_dirty_lock(map->pages, map->npages, true);
+	kvfree(map->pages);
+	account_locked_vm(map->mm, map->npages, false);
+	mmdrop(map->mm);
+	kfree(map);
+}
+
+static void fstr_sync(struct device *dev, dma_addr_t addr, size_t len,
+		      bool for_cpu)
+{
+	if (for_cpu)
+		dma_sync_single_for_cpu(dev, addr, len, DMA_FROM_DEVICE);
+	else
+		dma_sync_single_for_device(dev, addr, len, DMA_FROM_DEVICE);
+}
+
+/**
+ * fstr_map_sync_block() - sync one block for the CPU or for the device
+ * @fdev: the board
+ * @map: the mapping
+ * @blk: block index (ring slot)
+ * @for_cpu: true before the CPU reads the block, false before the device
+ *	may write it again
+ *
+ * Syncs only this block's bytes: under swiotlb this is the copy out of
+ * the bounce buffer. A block made of pieces of several DMA segments (rare:
+ * see fpgastream_lut.c) is synced piece by piece, since each segment is a
+ * separate mapping for the DMA layer.
+ */
+void fstr_map_sync_block(struct fstr_dev *fdev, const struct fstr_map *map,
+			 u32 blk, bool for_cpu)
+{
+	struct device *dev = &fdev->pdev->dev;
+	u64 start = (u64)blk << FSTR_BLOCK_SHIFT;
+	u64 end = start + FSTR_BLOCK_SIZE;
+	struct scatterlist *sg;
+	u64 off = 0;
+	unsigned int i;
+
+	if (!test_bit(blk, map->split_map)) {
+		fstr_sync(dev, FSTR_LUT_ENTRY_ADDR(map->lut[blk]),
+			  FSTR_BLOCK_SIZE, for_cpu);
+		return;
+	}
+
+	for_each_sgtable_dma_sg(&map->sgt, sg, i) {
+		u64 len = sg_dma_len(sg);
+		u64 lo = max(start, off);
+		u64 hi = min(end, off + len);
+
+		if (lo < hi)
+			fstr_sync(dev, sg_dma_address(sg) + (lo - off),
+				  hi - lo, for_cpu);
+		off += len;
+		if (off >= end)
+			break;
+	}
+}

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * fpgastream: driver-private structures shared by fpgastream_main.c (PCI
+ * driver, char device, stream) and fpgastream_dma.c (buffer mapping).
+ */
+#ifndef FPGASTREAM_DRV_H
+#define FPGASTREAM_DRV_H
+
+#include <linux/cdev.h>
+#include <linux/device.h>
+#include <linux/mutex.h>
+#include <linux/pci.h>
+#include <linux/scatterlist.h>
+#include <linux/spinlock.h>
+#include <linux/types.h>
+#include <linux/wait.h>
+
+#include "fpgastream_hw.h"
+
+#define FSTR_DRV_NAME		"fpgastream"
+
+/**
+ * struct fstr_map - one user buffer, pinned and mapped for the device
+ * @mm: the mm charged for the pinned pages (mmgrab'ed at MAP time)
+ * @uaddr: user address of the buffer
+ * @length: bytes
+ * @npages: PAGE_SIZE pages pinned
+ * @pages: the pinned pages
+ * @sgt: the pages as an sg table, DMA-mapped DMA_FROM_DEVICE
+ * @lut: LUT entries as programmed, one per block
+ * @split_map: blocks that span more than one DMA segment
+ * @ts: per ring slot, ktime_get_ns() when the block in it completed;
+ *	written by the IRQ handler under fstr_dev.irq_lock
+ * @nr_blocks: entries in @lut, RING_SIZE
+ * @nr_segments: DMA segments of @sgt
+ * @mapped_flags: FPGASTREAM_MAPPED_*
+ */
+struct fstr_map {
+	struct mm_struct *mm;
+	u64 uaddr;
+	u64 length;
+	unsigned long npages;
+	struct page **pages;
+	struct sg_table sgt;
+	u64 *lut;
+	unsigned long *split_map;
+	u64 *ts;
+	u32 nr_blocks;
+	u32 nr_segments;
+	u32 mapped_flags;
+};
+
+/**
+ * struct fstr_stream - sequence state of the stream, zeroed by START
+ * @active: the counters follow the board (between START and STOP)
+ * @completed: blocks completed by the board, WR_COUNT extended to 64 bits
+ * @last_wr: WR_COUNT when last read
+ * @dropped: DROP_COUNT extended to 64 bits
+ * @last_drop: DROP_COUNT when last read
+ * @fault: STATUS fault bits (LUT_FAULT, DMA_ERROR) once seen, else 0
+ * @interrupts: interrupts handled
+ * @next_seq: ring position of the next record to announce
+ * @announced: records returned by read()
+ * @released: records given back by RELEASE
+ * @rel_seq: ring position of the oldest unreleased live record
+ * @dead: unreleased records older than an overrun gap; their blocks were
+ *	overwritten, releasing them needs neither a sync nor RD_COUNT
+ * @pending_lost: blocks lost since the last record, for the next one
+ * @dropped_reported: @dropped already reported in records
+ * @overwritten: blocks skipped because the board overwrote them
+ * @read_calls: read() calls
+ * @flow_control: started with FPGASTREAM_START_FLOW_CONTROL
+ *
+ * @active through @interrupts are shared with the IRQ handler and protected
+ * by fstr_dev.irq_lock; the rest by fstr_dev.lock.
+ */
+struct fstr_stream {
+	bool active;
+	u64 completed;
+	u32 last_wr;
+	u64 dropped;
+	u32 last_drop;
+	u32 fault;
+	u64 interrupts;
+
+	u64 next_seq;
+	u64 announced;
+	u64 released;
+	u64 rel_seq;
+	u64 dead;
+	u64 pending_lost;
+	u64 dropped_reported;
+	u64 overwritten;
+	u64 read_calls;
+	bool flow_control;
+};
+
+/**
+ * struct fstr_dev - one board
+ * @pdev: the PCI device; only used while bound (!@gone)
+ * @hw: its mapped BARs; only used while bound (!@gone)
+ * @dev: the char device's struct device, /dev/fpgastream<minor>; its
+ *	refcount keeps this structure alive (open files hold a reference)
+ * @cdev: the char device
+ * @minor: from fstr_minor_ida
+ * @irq: the Linux IRQ number of the one vector
+ * @hw_version: VERSION register
+ * @lut_capacity: LUT_CAPACITY register
+ * @dma_addr_bits: DMA_ADDR_BITS register
+ * @translated: the device's DMA goes through a DMA-API IOMMU domain
+ * @lock: protects @map, @owner, @running, @started, @gone, @wedged, the
+ *	stream's non-IRQ fields and every register write but the IRQ
+ *	acknowledge. Lock order: @lock, then @irq_lock; mmap_lock nests
+ *	inside @lock (pinning, accounting, copy_to_user).
+ * @irq_lock: protects the stream fields shared with the IRQ handler,
+ *	@gen and the @map->ts array
+ * @gen: bumped under @irq_lock whenever readers may have something new
+ * @wq: readers and pollers wait here for @gen to change
+ * @map: the buffer mapping, or NULL
+ * @owner: the file that created @map, or NULL
+ * @running: the engine was started and not stopped
+ * @started: a stream was started on @map (read can drain it)
+ * @gone: the board was removed; everything but close fails with -ENODEV
+ * @wedged: the engine never went idle; its buffer stays pinned forever
+ * @s: the stream
+ */
+struct fstr_dev {
+	struct pci_dev *pdev;
+	struct fstr_hw hw;
+	struct device dev;
+	struct cdev cdev;
+	int minor;
+	int irq;
+	u32 hw_version;
+	u32 lut_capacity;
+	u32 dma_addr_bits;
+	bool translated;
+
+	struct mutex lock;	/* see above */
+	spinlock_t irq_lock;	/* see above */
+	u64 gen;
+	wait_queue_head_t wq;
+
+	struct fstr_map *map;
+	struct file *owner;
+	bool running;
+	bool started;
+	bool gone;
+	bool wedged;
+	struct fstr_stream s;
+};
+
+static inline u64 fstr_max_buffer_size(const struct fstr_dev *fdev)
+{
+	return (u64)fdev->lut_capacity << FSTR_BLOCK_SHIFT;
+}
+
+/* fpgastream_dma.c */
+bool fstr_dma_translated(struct device *dev);
+int fstr_map_create(struct fstr_dev *fdev, u64 uaddr, u64 length, u32 flags,
+		    struct fstr_map **mapp);
+void fstr_map_program(struct fstr_dev *fdev, const struct fstr_map *map);
+void fstr_map_clear(struct fstr_dev *fdev, const struct fstr_map *map);
+void fstr_map_destroy(struct fstr_dev *fdev, struct fstr_map *map);
+void fstr_map_sync_block(struct fstr_dev *fdev, const struct fstr_map *map,
+			 u32 blk, bool for_cpu);
+
+#endif /* FPGASTREAM_DRV_H */

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Split the DMA segments of a buffer mapping into FSTR LUT entries.
+ *
+ * Pure code: no kernel-only includes, so that the host unit test
+ * (selftests/host/lut_split_test.c) compiles it with a plain C compiler
+ * against the linux-libc-dev headers.
+ */
+#ifndef FPGASTREAM_LUT_H
+#define FPGASTREAM_LUT_H
+
+#include <linux/errno.h>
+#include <linux/types.h>
+
+/**
+ * struct fstr_lut_split - state of one split, fed segment by segment
+ * @entries: out: LUT entries, entry i covers buffer offset i * block size
+ * @split_map: out, optional: bitmap (bit i in word i / BITS_PER_LONG) of
+ *	the blocks that span more than one DMA segment
+ * @capacity: room in @entries
+ * @nr_entries: entries written so far
+ * @addr_bits: width of the bus addresses the device emits (16 < n <= 64)
+ * @cur_start: bus address of the block being assembled
+ * @cur_fill: bytes of that block seen so far; 0 between blocks
+ * @cur_pieces: DMA segments that contributed to that block
+ * @bad_addr: on error, the offending bus address
+ */
+struct fstr_lut_split {
+	__u64 *entries;
+	unsigned long *split_map;
+	__u32 capacity;
+	__u32 nr_entries;
+	unsigned int addr_bits;
+	__u64 cur_start;
+	__u64 cur_fill;
+	unsigned int cur_pieces;
+	__u64 bad_addr;
+};
+
+void fstr_lut_split_init(struct fstr_lut_split *s, __u64 *entries,
+			 unsigned long *split_map, __u32 capacity,
+			 unsigned int addr_bits);
+int fstr_lut_split_add(struct fstr_lut_split *s, __u64 addr, __u64 len);
+int fstr_lut_split_finish(struct fstr_lut_split *s);
+
+#endif /* FPGASTREAM_LUT_H */
