@@ -26,7 +26,8 @@
  * The source is modelled lazily: with EMU_RATE = r blocks/s it has produced
  * floor((now - t0) * r / 1e9) blocks since the engine (re)started at t0 on
  * QEMU_CLOCK_VIRTUAL.  Produced blocks wait in an internal FIFO of
- * EMU_FIFO_BLOCKS entries; when it overflows, the OLDEST queued blocks are
+ * EMU_FIFO_BLOCKS entries.  While flow control holds the engine (ring full)
+ * the FIFO fills, and when it overflows the OLDEST queued blocks are
  * discarded and counted in DROP_COUNT, which leaves a gap in the sequence
  * numbers s of the blocks written.  Discarding the oldest keeps the
  * datasheet's identity exact: the block the engine writes as ring position
@@ -34,9 +35,16 @@
  * consecutive blocks s = WR_COUNT + DROP_COUNT .. src_seq - 1, so it needs
  * no storage.  The state is brought up to date whenever something looks at
  * it (the engine before every block, a DROP_COUNT read, a change of rate,
- * burst or FIFO size), which gives the same result as producing every block
- * on time.  With EMU_RATE = 0 the source produces a block exactly when the
- * engine takes one, so nothing is ever dropped.
+ * burst, FIFO size or stall state), which gives the same result as
+ * producing every block on time.  With EMU_RATE = 0 the source produces a
+ * block exactly when the engine takes one, so nothing is ever dropped.
+ *
+ * A real engine always outruns its source; only the host holding blocks
+ * makes it lose data.  The emulated engine can fall behind when the host
+ * machine is busy.  Such lag is not the guest's doing, so it never drops
+ * blocks: when the FIFO fills while the engine is not held by flow control,
+ * the source slips (it pauses and resumes its schedule from now) instead.
+ * That keeps DROP_COUNT a function of what the guest did, not of host load.
  *
  * Copyright (c) 2026 The fpgastream authors
  */
@@ -199,6 +207,8 @@ struct FstrState {
      */
     uint64_t src_seq;           /* blocks produced since SOFT_RESET, i.e.
                                  * the s of the next one */
+    bool held;                  /* flow control holds the engine: the ring
+                                 * is full; only then does the FIFO drop */
     int64_t src_t0;             /* QEMU_CLOCK_VIRTUAL ns when pacing began */
     uint64_t src_base;          /* src_seq at src_t0 */
     QEMUTimer src_timer;        /* next arrival, armed while the engine
@@ -391,14 +401,24 @@ static uint64_t fstr_source_limit(FstrState *s)
     return s->burst ? s->burst : UINT64_MAX;
 }
 
+/* Restart pacing from now (engine start, rate change, slip). */
+static void fstr_source_rebase(FstrState *s)
+{
+    s->src_t0 = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
+    s->src_base = s->src_seq;
+    timer_del(&s->src_timer);
+}
+
 /*
  * Bring the paced source up to now: account for the blocks it produced
  * since it was last looked at.  The source runs only while the engine runs.
+ * Callers that change s->held call this first, so that each stretch of
+ * time is accounted under the held state it had.
  */
 static void fstr_source_advance(FstrState *s)
 {
     int64_t elapsed;
-    uint64_t due;
+    uint64_t due, room;
 
     if (!s->running || !s->rate) {
         return;
@@ -407,18 +427,22 @@ static void fstr_source_advance(FstrState *s)
     due = s->src_base + muldiv64(MAX(elapsed, 0), s->rate,
                                  NANOSECONDS_PER_SECOND);
     due = MIN(due, fstr_source_limit(s));
-    if (due > s->src_seq) {
-        s->src_seq = due;
-        fstr_fifo_trim(s);
+    if (due <= s->src_seq) {
+        return;
     }
-}
-
-/* Restart pacing from now (engine start, rate change). */
-static void fstr_source_rebase(FstrState *s)
-{
-    s->src_t0 = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
-    s->src_base = s->src_seq;
-    timer_del(&s->src_timer);
+    if (s->held) {
+        s->src_seq = due;
+        fstr_fifo_trim(s);      /* the host holds the ring: drop */
+        return;
+    }
+    room = s->fifo_blocks - MIN(fstr_fifo_len(s), s->fifo_blocks);
+    if (due - s->src_seq <= room) {
+        s->src_seq = due;
+        return;
+    }
+    /* The emulator fell behind on its own: fill the FIFO, then slip. */
+    s->src_seq += room;
+    fstr_source_rebase(s);
 }
 
 /* Wake the engine when the paced source produces its next block. */
@@ -444,6 +468,27 @@ static void fstr_src_timer_cb(void *opaque)
     fstr_kick(opaque);
 }
 
+/*
+ * Track whether flow control holds the engine (block k = WR_COUNT may not
+ * start while k - RD_COUNT >= RING_SIZE).  Called whenever WR_COUNT,
+ * RD_COUNT, FLOW_CONTROL or RUNNING change.
+ */
+static void fstr_update_held(FstrState *s)
+{
+    bool held = s->running && (s->ctrl & CTRL_FLOW_CONTROL) &&
+                (uint32_t)((uint32_t)s->wr_count - s->rd_count) >=
+                s->ring_size;
+
+    if (held == s->held) {
+        return;
+    }
+    fstr_source_advance(s);     /* account up to now in the old state */
+    s->held = held;
+    if (!held) {
+        fstr_kick(s);
+    }
+}
+
 /* ---------------------------------------------------------------------- */
 /* Engine state                                                            */
 /* ---------------------------------------------------------------------- */
@@ -462,6 +507,7 @@ static void fstr_engine_start(FstrState *s)
     s->idle = false;
     timer_del(&s->idle_timer);
     fstr_source_rebase(s);
+    fstr_update_held(s);
     fstr_kick(s);
 }
 
@@ -477,6 +523,7 @@ static void fstr_engine_stop(FstrState *s, bool fault)
     fstr_source_advance(s);     /* count what the source produced so far */
     s->gen++;
     s->running = false;
+    s->held = false;
     timer_del(&s->src_timer);
     if (fault) {
         s->idle = true;
@@ -533,6 +580,7 @@ static void fstr_soft_reset(FstrState *s)
     s->src_seq = 0;
     s->src_base = 0;
     s->src_t0 = 0;
+    s->held = false;
     timer_del(&s->idle_timer);
     timer_del(&s->src_timer);
     timer_del(&s->coalesce_timer);
@@ -549,13 +597,10 @@ static void fstr_soft_reset(FstrState *s)
  */
 static bool fstr_engine_next(FstrState *s, uint64_t *seq)
 {
-    uint32_t k = (uint32_t)s->wr_count;
-
     if (s->stopping || !s->running) {
         return false;
     }
-    if ((s->ctrl & CTRL_FLOW_CONTROL) &&
-        (uint32_t)(k - s->rd_count) >= s->ring_size) {
+    if (s->held) {
         return false;           /* ring full: RD_COUNT writes wake us */
     }
     fstr_source_advance(s);
@@ -627,6 +672,7 @@ static void fstr_engine_write_block(FstrState *s, uint64_t seq)
         s->src_seq++;           /* produced on demand (rate 0) */
     }
     s->wr_count++;              /* the block is whole in memory: announce */
+    fstr_update_held(s);
 
     if (s->unsignalled++ == 0) {
         s->unsignalled_since = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
@@ -749,7 +795,8 @@ static void fstr_write_ctrl(FstrState *s, uint32_t val)
     } else if (!(s->ctrl & CTRL_ENABLE) && s->running) {
         fstr_engine_stop(s, false);
     }
-    fstr_kick(s);               /* FLOW_CONTROL may have changed */
+    fstr_update_held(s);        /* FLOW_CONTROL may have changed */
+    fstr_kick(s);
     fstr_update_irq(s, !(old & CTRL_IRQ_ENABLE));
 }
 
@@ -781,7 +828,7 @@ static void fstr_regs_write(void *opaque, hwaddr addr, uint64_t val64,
         break;
     case REG_RD_COUNT:
         s->rd_count = val;
-        fstr_kick(s);                   /* may unblock flow control */
+        fstr_update_held(s);            /* may release the engine */
         break;
     case REG_IRQ_STATUS:
         old = s->irq_status;
