@@ -187,10 +187,14 @@ int fstr_map_create(struct fstr_dev *fdev, u64 uaddr, u64 length, u32 flags,
 	if (ret)
 		goto unpin;
 
-	ret = dma_map_sgtable(dev, &map->sgt, DMA_FROM_DEVICE, 0);
+	ret = dma_map_sgtable(dev, &map->sgt, DMA_FROM_DEVICE,
+			      DMA_ATTR_NO_WARN);
 	if (ret) {
-		dev_err_ratelimited(dev, "cannot DMA-map a %llu-byte buffer (%d)\n",
-				    length, ret);
+		dev_err_ratelimited(dev, "cannot DMA-map a %llu-byte buffer (%d)%s\n",
+				    length, ret,
+				    is_swiotlb_force_bounce(dev) ||
+				    dma_addressing_limited(dev) ?
+				    ": swiotlb full? use a smaller buffer" : "");
 		ret = ret == -EINVAL ? -EINVAL : -ENOMEM;
 		goto free_sgt;
 	}

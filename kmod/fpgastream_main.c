@@ -572,8 +572,8 @@ static ssize_t fstr_read(struct file *file, char __user *buf, size_t count,
 {
 	struct fstr_dev *fdev = file->private_data;
 	bool counted = false;
+	u64 gen = 0;
 	ssize_t ret;
-	u64 gen;
 
 	if (count < sizeof(struct fpgastream_block))
 		return -EINVAL;
