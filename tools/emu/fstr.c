@@ -66,6 +66,11 @@
 #include "migration/vmstate.h"
 #include "qom/object.h"
 
+/*
+ * The pattern generator has an AVX2 variant, chosen at run time.  QEMU's own
+ * CONFIG_AVX2_OPT is off in the minimal build tools/emu/build.sh makes, so
+ * test the compiler and architecture directly.
+ */
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define FSTR_HAVE_AVX2 1
@@ -116,7 +121,8 @@ OBJECT_DECLARE_SIMPLE_TYPE(FstrState, FSTR)
 #define CTRL_SOFT_RESET         (1u << 1)
 #define CTRL_IRQ_ENABLE         (1u << 2)
 #define CTRL_FLOW_CONTROL       (1u << 3)
-#define CTRL_RW_MASK            (CTRL_ENABLE | CTRL_IRQ_ENABLE | CTRL_FLOW_CONTROL)
+#define CTRL_RW_MASK            (CTRL_ENABLE | CTRL_IRQ_ENABLE | \
+                                 CTRL_FLOW_CONTROL)
 
 #define STATUS_RUNNING          (1u << 0)
 #define STATUS_IDLE             (1u << 1)
@@ -166,30 +172,27 @@ struct FstrState {
 
     /* LUT */
     uint64_t *lut;              /* committed entries (what the engine uses) */
-    uint32_t *lut_low;          /* low halves of 32-bit writes, pending the
-                                 * write of the high half */
+    /* low halves of 32-bit writes, waiting for the write of the high half */
+    uint32_t *lut_low;
 
     /* Control registers */
     uint32_t ctrl;              /* CTRL_RW_MASK bits */
     uint32_t status_sticky;     /* STATUS_STICKY bits */
-    bool running;               /* STATUS.RUNNING: started by ENABLE 0->1,
-                                 * stopped by ENABLE 1->0 or a fault */
+    /* STATUS.RUNNING: set by ENABLE 0->1, cleared by ENABLE 1->0 or a fault */
+    bool running;
     bool idle;                  /* STATUS.IDLE */
     uint32_t ring_size;
-    uint64_t wr_count;          /* blocks completed since SOFT_RESET; the
-                                 * register is the low 32 bits */
+    uint64_t wr_count;          /* WR_COUNT is its low 32 bits */
     uint32_t rd_count;
-    uint64_t drop_count;        /* register: low 32 bits */
+    uint64_t drop_count;        /* DROP_COUNT is its low 32 bits */
     uint32_t irq_status;
     uint32_t coalesce_count;
     uint32_t coalesce_usec;
     uint32_t scratch;
 
     /* Interrupt coalescing */
-    uint32_t unsignalled;       /* completed blocks not covered by a
-                                 * BLOCKS_DONE yet */
-    int64_t unsignalled_since;  /* QEMU_CLOCK_VIRTUAL ns when the oldest of
-                                 * them completed */
+    uint32_t unsignalled;       /* completed blocks not yet signalled */
+    int64_t unsignalled_since;  /* when the oldest of them completed (ns) */
     QEMUTimer coalesce_timer;   /* IRQ_COALESCE_USEC deadline */
 
     QEMUTimer idle_timer;       /* sets IDLE some time after a stop */
@@ -205,21 +208,17 @@ struct FstrState {
      * Source model.  Every block produced is written, dropped or queued:
      * src_seq = wr_count + drop_count + (blocks in the FIFO).
      */
-    uint64_t src_seq;           /* blocks produced since SOFT_RESET, i.e.
-                                 * the s of the next one */
-    bool held;                  /* flow control holds the engine: the ring
-                                 * is full; only then does the FIFO drop */
-    int64_t src_t0;             /* QEMU_CLOCK_VIRTUAL ns when pacing began */
+    uint64_t src_seq;           /* produced since SOFT_RESET = next s */
+    bool held;                  /* ring full under flow control */
+    int64_t src_t0;             /* when pacing began (ns) */
     uint64_t src_base;          /* src_seq at src_t0 */
-    QEMUTimer src_timer;        /* next arrival, armed while the engine
-                                 * waits for the source */
+    QEMUTimer src_timer;        /* next arrival, while the engine waits */
 
     /* Engine thread */
     QemuThread thread;
     QemuCond wake;              /* waited on with the BQL */
     bool stopping;              /* unrealize: the thread must exit */
-    uint32_t gen;               /* bumped when a pre-generated block may be
-                                 * stale */
+    uint32_t gen;               /* bumped when a generated block goes stale */
 };
 
 /* ---------------------------------------------------------------------- */
