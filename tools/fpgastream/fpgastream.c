@@ -449,7 +449,7 @@ static int cmd_info(int argc, char **argv)
 			if (first)
 				printf("sysfs:\n");
 			first = false;
-			printf("  %-16s %s\n", e->d_name, buf);
+			printf("  %-20s %s\n", e->d_name, buf);
 		}
 		closedir(d);
 	}
