@@ -111,6 +111,7 @@
 #define PCI_COMMAND_MASTER	(1u << 2)
 
 #define HUGEPAGES_FREE "/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages"
+#define HUGEPAGES_NR "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
 
 struct fstr_block {
 	volatile uint64_t *va;
@@ -144,6 +145,13 @@ FIXTURE(fstr) {
 	struct fstr_block blk[NBLK];
 	char nodma[256];		/* why blk[] cannot take DMA; "" if it can */
 };
+
+/*
+ * The hugepage pool size when the program started.  A test may grow the
+ * pool (see alloc_blocks); it stays grown for the later tests, which then
+ * find low pages at once, and main() shrinks it back at exit.
+ */
+static unsigned long pool_size_at_start;
 
 typedef FIXTURE_DATA(fstr) fstr_t;
 
@@ -377,6 +385,36 @@ static bool read_dec(const char *path, unsigned long *val)
 	return n == 1;
 }
 
+static bool write_dec(const char *path, unsigned long val)
+{
+	FILE *f = fopen(path, "w");
+	bool ok;
+
+	if (!f)
+		return false;
+	ok = fprintf(f, "%lu\n", val) > 0;
+	return fclose(f) == 0 && ok;
+}
+
+/* Free 4 KiB pages in every zone called name, from /proc/zoneinfo. */
+static unsigned long zone_free_pages(const char *name)
+{
+	char line[256], zone[32] = "";
+	unsigned long total = 0, v;
+	FILE *f = fopen("/proc/zoneinfo", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "Node %*d, zone %31s", zone) == 1)
+			continue;
+		if (!strcmp(zone, name) && sscanf(line, " pages free %lu", &v) == 1)
+			total += v;
+	}
+	fclose(f);
+	return total;
+}
+
 static bool find_board(char *bdf, size_t len)
 {
 	const char *env = getenv("FSTR_DEVICE");
@@ -517,7 +555,7 @@ static void alloc_blocks(struct __test_metadata *_metadata, fstr_t *self)
 	uint64_t limit = self->dma_bits >= 64 ? UINT64_MAX :
 			 (1ull << self->dma_bits);
 	uint64_t phys[NHPAGES], lowest = UINT64_MAX;
-	unsigned long nfree = 0;
+	unsigned long nfree = 0, nr = 0;
 	unsigned int i, got = 0;
 	char why[256];
 	size_t n;
@@ -563,12 +601,24 @@ static void alloc_blocks(struct __test_metadata *_metadata, fstr_t *self)
 		return;
 	}
 
-	/* Too high for the board: look through the whole free pool. */
+	/*
+	 * Too high for the board.  The kernel fills the pool from ZONE_NORMAL
+	 * (above 4 GiB here) first, so grow the pool for the length of the
+	 * program until it spills into ZONE_DMA32; the pool hands out the
+	 * pages freed or added last first, so the low ones are among the
+	 * first faulted in, here and in the tests after this one.
+	 */
 	self->nblk = 0;
 	munmap(self->buf, self->buf_len);
 	self->buf = NULL;
 	self->buf_len = 0;
 	got = 0;
+	if (read_dec(HUGEPAGES_NR, &nr) && nr) {
+		unsigned long extra = zone_free_pages("Normal") / (HPAGE_SIZE / PAGE_4K) + 64;
+
+		if (!write_dec(HUGEPAGES_NR, nr + extra))
+			note("cannot grow the hugepage pool: %s", strerror(errno));
+	}
 	if (!read_dec(HUGEPAGES_FREE, &nfree))
 		nfree = 0;
 	n = nfree > 4096 ? 4096 : nfree;
@@ -595,14 +645,15 @@ static void alloc_blocks(struct __test_metadata *_metadata, fstr_t *self)
 	close(fd);
 	if (got == NHPAGES) {
 		self->nblk = NBLK;
-		note("DMA_ADDR_BITS %u: found %u hugepages below the limit among %zu free",
-		     self->dma_bits, got, n);
+		note("DMA_ADDR_BITS %u: hugepages at 0x%" PRIx64 " and 0x%" PRIx64
+		     ", found among %u faulted of %zu free",
+		     self->dma_bits, self->blk[0].bus, self->blk[BLOCKS_PER_HPAGE].bus, i, n);
 		return;
 	}
 	snprintf(self->nodma, sizeof(self->nodma),
 		 "DMA_ADDR_BITS is %u but only %u of %zu free 2 MiB hugepages lie below 0x%" PRIx64
 		 " (lowest at 0x%" PRIx64 "): no blocks the board can address",
-		 self->dma_bits, got, n + NHPAGES, limit, lowest);
+		 self->dma_bits, got, n, limit, lowest);
 }
 
 /* ---- engine helpers -------------------------------------------------------- */
@@ -1432,6 +1483,16 @@ TEST_F_TIMEOUT(fstr, source_rate, 60)
  * tests only, which `make demo` uses.  Do the same here: -t NAME (repeatable,
  * NAME with or without "fstr.") and -l to list the tests.
  */
+static void restore_pool(void)
+{
+	unsigned long nr;
+
+	if (pool_size_at_start && read_dec(HUGEPAGES_NR, &nr) &&
+	    nr != pool_size_at_start && !write_dec(HUGEPAGES_NR, pool_size_at_start))
+		fprintf(stderr, "# cannot restore nr_hugepages to %lu\n",
+			pool_size_at_start);
+}
+
 static void usage(const char *prog)
 {
 	fprintf(stderr, "usage: %s [-l] [-t TEST]...\n", prog);
@@ -1505,5 +1566,8 @@ int main(int argc, char **argv)
 			return KSFT_FAIL;
 		}
 	}
+	/* Test children end with _exit(): only this process runs it. */
+	if (read_dec(HUGEPAGES_NR, &pool_size_at_start))
+		atexit(restore_pool);
 	return test_harness_run(argc, argv);
 }
