@@ -635,6 +635,7 @@ static void fstr_engine_write_block(FstrState *s, uint64_t seq)
     uint32_t gen = s->gen;
     MemTxResult res;
 
+    assert(seq == s->wr_count + s->drop_count);     /* the FIFO head */
     if (s->inject & INJECT_LUT_FAULT) {
         s->inject &= ~INJECT_LUT_FAULT;
         fstr_fault(s, STATUS_LUT_FAULT);
