@@ -219,9 +219,10 @@ int fstr_map_create(struct fstr_dev *fdev, u64 uaddr, u64 length, u32 flags,
 
 	map->lut = kvmalloc_array(map->nr_blocks, sizeof(*map->lut),
 				  GFP_KERNEL);
-	map->ts = kvcalloc(map->nr_blocks, sizeof(*map->ts), GFP_KERNEL);
+	map->slots = kvcalloc(map->nr_blocks, sizeof(*map->slots),
+			      GFP_KERNEL);
 	map->split_map = bitmap_zalloc(map->nr_blocks, GFP_KERNEL);
-	if (!map->lut || !map->ts || !map->split_map) {
+	if (!map->lut || !map->slots || !map->split_map) {
 		ret = -ENOMEM;
 		goto free_arrays;
 	}
@@ -235,7 +236,7 @@ int fstr_map_create(struct fstr_dev *fdev, u64 uaddr, u64 length, u32 flags,
 
 free_arrays:
 	bitmap_free(map->split_map);
-	kvfree(map->ts);
+	kvfree(map->slots);
 	kvfree(map->lut);
 dma_unmap:
 	dma_unmap_sgtable(dev, &map->sgt, DMA_FROM_DEVICE, 0);
@@ -291,7 +292,7 @@ void fstr_map_destroy(struct fstr_dev *fdev, struct fstr_map *map)
 	struct device *dev = &fdev->pdev->dev;
 
 	bitmap_free(map->split_map);
-	kvfree(map->ts);
+	kvfree(map->slots);
 	kvfree(map->lut);
 	dma_unmap_sgtable(dev, &map->sgt, DMA_FROM_DEVICE, 0);
 	sg_free_table(&map->sgt);

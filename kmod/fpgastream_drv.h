@@ -20,6 +20,19 @@
 #define FSTR_DRV_NAME		"fpgastream"
 
 /**
+ * struct fstr_slot - a completed block, as the driver saw it complete
+ * @ts: ktime_get_ns() when the driver saw it complete
+ * @dropped: blocks dropped at the source before this block was written,
+ *	as far as the driver can tell: DROP_COUNT at the last sample taken
+ *	before the block completed (a lower bound; exact when the board
+ *	stalled for a RELEASE, which is when a flow-controlled board drops)
+ */
+struct fstr_slot {
+	u64 ts;
+	u64 dropped;
+};
+
+/**
  * struct fstr_map - one user buffer, pinned and mapped for the device
  * @mm: the mm charged for the pinned pages (mmgrab'ed at MAP time)
  * @uaddr: user address of the buffer
@@ -29,8 +42,8 @@
  * @sgt: the pages as an sg table, DMA-mapped DMA_FROM_DEVICE
  * @lut: LUT entries as programmed, one per block
  * @split_map: blocks that span more than one DMA segment
- * @ts: per ring slot, ktime_get_ns() when the block in it completed;
- *	written by the IRQ handler under fstr_dev.irq_lock
+ * @slots: per ring slot, what the driver knew when the block in it
+ *	completed; written under fstr_dev.irq_lock
  * @nr_blocks: entries in @lut, RING_SIZE
  * @nr_segments: DMA segments of @sgt
  * @mapped_flags: FPGASTREAM_MAPPED_*
@@ -44,7 +57,7 @@ struct fstr_map {
 	struct sg_table sgt;
 	u64 *lut;
 	unsigned long *split_map;
-	u64 *ts;
+	struct fstr_slot *slots;
 	u32 nr_blocks;
 	u32 nr_segments;
 	u32 mapped_flags;
@@ -113,7 +126,7 @@ struct fstr_stream {
  *	acknowledge. Lock order: @lock, then @irq_lock; mmap_lock nests
  *	inside @lock (pinning, accounting, copy_to_user).
  * @irq_lock: protects the stream fields shared with the IRQ handler,
- *	@gen and the @map->ts array
+ *	@gen and the @map->slots array
  * @gen: bumped under @irq_lock whenever readers may have something new
  * @wq: readers and pollers wait here for @gen to change
  * @map: the buffer mapping, or NULL

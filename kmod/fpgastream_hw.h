@@ -230,11 +230,15 @@ static inline bool fstr_hw_irq_pending(u32 irq_status)
 	return !fstr_hw_absent(irq_status) && (irq_status & FSTR_IRQ_ALL);
 }
 
+/*
+ * DROP_COUNT is read before WR_COUNT: every drop counted then happened
+ * before any block that completes after the WR_COUNT read.
+ */
 static inline void fstr_hw_read_counters(const struct fstr_hw *hw,
 					 struct fstr_hw_counters *c)
 {
-	c->wr_count = fstr_hw_rd(hw, FSTR_REG_WR_COUNT);
 	c->drop_count = fstr_hw_rd(hw, FSTR_REG_DROP_COUNT);
+	c->wr_count = fstr_hw_rd(hw, FSTR_REG_WR_COUNT);
 	c->status = fstr_hw_rd(hw, FSTR_REG_STATUS);
 }
 

@@ -113,6 +113,7 @@ static bool fstr_refresh_locked(struct fstr_dev *fdev)
 
 	delta = c.wr_count - s->last_wr;
 	if (delta) {
+		struct fstr_slot *slots = fdev->map->slots;
 		u32 nr = fdev->map->nr_blocks;
 		u64 now = ktime_get_ns();
 		u64 seq = s->completed;
@@ -121,8 +122,11 @@ static bool fstr_refresh_locked(struct fstr_dev *fdev)
 		s->completed += delta;
 		if (s->completed - seq > nr)
 			seq = s->completed - nr;
-		for (; seq < s->completed; seq++)
-			fdev->map->ts[seq % nr] = now;
+		/* s->dropped is still the previous sample: see fstr_slot */
+		for (; seq < s->completed; seq++) {
+			slots[seq % nr].ts = now;
+			slots[seq % nr].dropped = s->dropped;
+		}
 		changed = true;
 	}
 
@@ -316,6 +320,10 @@ static int fstr_ioc_map(struct fstr_dev *fdev, struct file *file,
 		goto unlock;
 	}
 	fstr_map_program(fdev, map);
+	/* A new mapping starts clean: no fault, no counters of the last one. */
+	spin_lock_irq(&fdev->irq_lock);
+	memset(&fdev->s, 0, sizeof(fdev->s));
+	spin_unlock_irq(&fdev->irq_lock);
 	fdev->map = map;
 	fdev->owner = file;
 	fdev->started = false;
@@ -424,6 +432,7 @@ static int fstr_ioc_release(struct fstr_dev *fdev, struct file *file,
 {
 	struct fstr_stream *s = &fdev->s;
 	u64 count, live, i;
+	bool changed;
 	int ret;
 
 	if (get_user(count, arg))
@@ -447,8 +456,19 @@ static int fstr_ioc_release(struct fstr_dev *fdev, struct file *file,
 				    false);
 	s->rel_seq += live;
 	s->released += count;
-	if (fdev->running && live)
+	if (fdev->running && live) {
+		/*
+		 * A flow-controlled board drops while it waits for this: sample
+		 * DROP_COUNT now, so the drops are charged to the blocks that
+		 * follow the stall, not to those before it.
+		 */
+		spin_lock_irq(&fdev->irq_lock);
+		changed = fstr_refresh_locked(fdev);
+		spin_unlock_irq(&fdev->irq_lock);
 		fstr_hw_set_rd_count(&fdev->hw, lower_32_bits(s->rel_seq));
+		if (changed)
+			wake_up_interruptible_all(&fdev->wq);
+	}
 unlock:
 	mutex_unlock(&fdev->lock);
 	return ret;
@@ -520,7 +540,6 @@ static ssize_t fstr_collect(struct fstr_dev *fdev, char __user *buf,
 	spin_lock_irq(&fdev->irq_lock);
 	fstr_refresh_locked(fdev);
 	completed = s->completed;
-	dropped = s->dropped;
 	fault = s->fault;
 	*gen = fdev->gen;
 	spin_unlock_irq(&fdev->irq_lock);
@@ -538,16 +557,19 @@ static ssize_t fstr_collect(struct fstr_dev *fdev, char __user *buf,
 			s->dead = s->announced - s->released;
 			s->rel_seq = s->next_seq;
 		}
-		s->pending_lost += dropped - s->dropped_reported;
-		s->dropped_reported = dropped;
-
 		slot = s->next_seq % map->nr_blocks;
+		dropped = READ_ONCE(map->slots[slot].dropped);
+		if (dropped > s->dropped_reported) {
+			s->pending_lost += dropped - s->dropped_reported;
+			s->dropped_reported = dropped;
+		}
+
 		rec.seq = s->next_seq;
 		rec.offset = (u64)slot << FSTR_BLOCK_SHIFT;
 		rec.length = FSTR_BLOCK_SIZE;
 		rec.lost = s->pending_lost;
 		rec.flags = rec.lost ? FPGASTREAM_BLOCK_OVERRUN : 0;
-		rec.timestamp_ns = READ_ONCE(map->ts[slot]);
+		rec.timestamp_ns = READ_ONCE(map->slots[slot].ts);
 
 		fstr_map_sync_block(fdev, map, slot, true);
 		if (copy_to_user(buf + done * sizeof(rec), &rec, sizeof(rec)))
