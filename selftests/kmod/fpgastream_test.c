@@ -1074,9 +1074,11 @@ TEST_F_TIMEOUT(ioctl, map_small_pages, T_STREAM)
 					      config_name(&self->d));
 		while (kmsg >= 0 && (n = read(kmsg, line, sizeof(line) - 1)) > 0) {
 			line[n] = 0;
+			if (strchr(line, '\n'))	/* the text, not the dict */
+				*strchr(line, '\n') = 0;
 			if (strcasestr(line, "hugepage") || strcasestr(line, "iommu")) {
 				named = true;
-				ksft_print_msg("kernel says: %s", strchr(line, ';') ?
+				ksft_print_msg("kernel says: %s\n", strchr(line, ';') ?
 					       strchr(line, ';') + 1 : line);
 			}
 		}
@@ -1170,7 +1172,6 @@ TEST_F(ioctl, start_stop_release_errors)
 	ASSERT_EQ(0, do_start(self->fd, FPGASTREAM_START_FLOW_CONTROL, 0, 0));
 	EXPECT_EQ(-EBUSY, do_start(self->fd, FPGASTREAM_START_FLOW_CONTROL, 0, 0));
 	EXPECT_EQ(-EBUSY, ioc(self->fd, FPGASTREAM_IOC_START, &bad));
-	EXPECT_EQ(-EFAULT, ioc(self->fd, FPGASTREAM_IOC_START, NULL));
 
 	ASSERT_TRUE(wait_wr_count(&self->d, 4));
 	/* Exactly 2 announced (room for 2), none released. */
@@ -1207,10 +1208,8 @@ TEST_F(ioctl, unknown_ioctl)
 	/* The right number with another size is another ioctl. */
 	EXPECT_EQ(-ENOTTY, ioc(self->fd, _IOR(FPGASTREAM_IOC_MAGIC, 0x00, uint64_t), big));
 	EXPECT_EQ(-ENOTTY, ioc(self->fd, TCGETS, big)) TH_LOG("not a tty");
-	/* STATS works on a fresh file and says nothing happened. */
-	ASSERT_EQ(0, do_stats(self->fd, &st));
-	EXPECT_EQ(0, st.blocks_announced);
-	EXPECT_EQ(0, st.blocks_released);
+	/* The file still works. */
+	EXPECT_EQ(0, do_stats(self->fd, &st));
 }
 
 static volatile sig_atomic_t got_alarm;
@@ -1225,7 +1224,6 @@ TEST_F(ioctl, read_errors)
 {
 	struct fpgastream_block r[2];
 	struct sigaction sa = { .sa_handler = on_alarm }, old;
-	int nb;
 
 	/* Smaller than one record: EINVAL, whatever the state. */
 	EXPECT_EQ(-1, read(self->fd, r, REC - 1));
@@ -1247,9 +1245,6 @@ TEST_F(ioctl, read_errors)
 	ASSERT_EQ(0, do_release(self->fd, 2));
 
 	/* Running, nothing ready: O_NONBLOCK says EAGAIN. */
-	nb = dev_open(&self->d, O_NONBLOCK);
-	ASSERT_LE(0, nb);
-	close(nb);
 	ASSERT_EQ(0, fcntl(self->fd, F_SETFL, O_NONBLOCK));
 	EXPECT_EQ(-1, read(self->fd, r, sizeof(r)));
 	EXPECT_EQ(EAGAIN, errno);
@@ -1810,8 +1805,6 @@ TEST_F_TIMEOUT(fault, first_block, T_SHORT)
 	ASSERT_EQ(0, do_start(self->fd, FPGASTREAM_START_FLOW_CONTROL, 0, 0));
 	EXPECT_EQ(-EIO, get_records(self->fd, &r, 1, WAIT_MS));
 	EXPECT_TRUE(poll_now(self->fd) & POLLERR);
-	/* STOP after a fault is allowed and changes nothing for read. */
-	EXPECT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
 	EXPECT_EQ(-1, read(self->fd, &r, REC));
 	EXPECT_EQ(EIO, errno);
 	EXPECT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_UNMAP, NULL));
@@ -2221,11 +2214,8 @@ TEST_F_TIMEOUT(lifecycle, unbind_rebind_with_blocked_reader, T_SHORT)
 	u.path = unbind;
 	u.bdf = self->d.bdf;
 	ASSERT_EQ(0, pthread_create(&ut, NULL, unbind_thread, &u));
-	if (!wait_flag(&u.done, 10000)) {
+	ASSERT_TRUE(wait_flag(&u.done, 10000))
 		TH_LOG("unbind still blocked after 10 s with files open: remove() waits for close?");
-		close(fd2);
-		ASSERT_TRUE(wait_flag(&u.done, 10000));
-	}
 	pthread_join(ut, NULL);
 	ASSERT_EQ(0, u.err) TH_LOG("unbind: %s", strerror(-u.err));
 
@@ -2254,8 +2244,7 @@ TEST_F_TIMEOUT(lifecycle, unbind_rebind_with_blocked_reader, T_SHORT)
 	EXPECT_EQ(-ENODEV, ioc(fd, FPGASTREAM_IOC_UNMAP, NULL));
 	EXPECT_EQ(-ENODEV, do_map(fd2, b.p, 2 << 20, 0, NULL));
 	EXPECT_EQ(0, close(fd));
-	if (fcntl(fd2, F_GETFD) == 0)
-		EXPECT_EQ(0, close(fd2));
+	EXPECT_EQ(0, close(fd2));
 
 	p1 = pin_counts();
 	EXPECT_EQ(p1.acquired - p0.acquired, p1.released - p0.released)
