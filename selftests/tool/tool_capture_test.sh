@@ -1,0 +1,286 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# The fpgastream tool (and docs/example.c) against the module and the
+# reference device, in the VM under busybox sh.  Prints TAP.  The test, not
+# the tool, sets the emulator's seed and rate through the board's BAR0 test
+# block (devmem on resource0's physical address; the VM boots iomem=relaxed).
+
+SEED=0x5eed
+T=${TMPDIR:-/tmp}/tool_capture_test.$$
+mkdir -p "$T"
+n=0
+failed=0
+
+ok() { n=$((n + 1)); echo "ok $n $1"; }
+not_ok() { n=$((n + 1)); echo "not ok $n $1"; failed=$((failed + 1)); }
+skip() { n=$((n + 1)); echo "ok $n $1 # SKIP $2"; }
+# check NAME COMMAND...: ok when COMMAND succeeds
+check() {
+	name=$1
+	shift
+	if "$@"; then ok "$name"; else not_ok "$name"; fi
+}
+# show FILE: its lines as TAP comments, for diagnosis
+show() { sed 's/^/# /' "$1"; }
+# expect_rc NAME WANT GOT [LOG]
+expect_rc() {
+	if [ "$3" = "$2" ]; then
+		ok "$1"
+	else
+		not_ok "$1"
+		echo "# exit status $3, want $2"
+		[ -n "$4" ] && show "$4"
+	fi
+}
+
+bdf=$(basename "$(readlink /sys/class/fpgastream/fpgastream0/device)" 2>/dev/null)
+bar0=
+if [ -n "$bdf" ]; then
+	bar0=$(head -n 1 "/sys/bus/pci/devices/$bdf/resource" | cut -d' ' -f1)
+fi
+emu() { devmem $((bar0 + $1)) 32 "$2"; }	# emu OFFSET VALUE
+EMU_RATE=0x1000
+EMU_SEED=0x1004
+EMU_BURST=0x1008
+emu_defaults() {
+	emu $EMU_SEED $SEED
+	emu $EMU_RATE 0
+	emu $EMU_BURST 0
+}
+
+if [ -z "$bar0" ] || ! command -v fpgastream >/dev/null; then
+	echo "1..1"
+	echo "not ok 1 setup: no board 0 or no fpgastream tool (module loaded?)"
+	exit 1
+fi
+emu_defaults
+iommu=no
+fpgastream info | grep -q '^iommu: *yes' && iommu=yes
+echo "# board $bdf, BAR0 $bar0, iommu $iommu"
+
+pins_balanced() {
+	a=$(awk '$1 == "nr_foll_pin_acquired" { print $2 }' /proc/vmstat)
+	r=$(awk '$1 == "nr_foll_pin_released" { print $2 }' /proc/vmstat)
+	echo "# nr_foll_pin_acquired $a, nr_foll_pin_released $r"
+	[ "$a" = "$r" ]
+}
+size_of() { wc -c <"$1" | tr -d ' '; }
+
+# --- list and info ---
+fpgastream list >"$T/list" 2>&1
+rc=$?
+expect_rc "list exits 0" 0 $rc "$T/list"
+check "list shows /dev/fpgastream0 at its PCI address with the reference IDs" \
+	grep -q "^/dev/fpgastream0 *$bdf *1234:f5a0 " "$T/list"
+fpgastream info 0 >"$T/info" 2>&1
+check "info shows the block size and LUT capacity" \
+	sh -c "grep -q '^block size: *65536' '$T/info' && grep -q '^lut capacity: *[0-9]' '$T/info'"
+fpgastream stats fpgastream0 >"$T/stats" 2>&1
+expect_rc "stats by name exits 0" 0 $? "$T/stats"
+
+# --- capture to a file, verify online and offline ---
+fpgastream capture -n 300 -b 4M -o "$T/c.bin" --verify=$SEED 2>"$T/cap.err"
+expect_rc "capture -n 300 --verify exits 0" 0 $? "$T/cap.err"
+check "the capture file holds exactly 300 blocks" [ "$(size_of "$T/c.bin")" = $((300 * 65536)) ]
+check "the summary says 300 blocks, 0 lost, 0 bad" \
+	sh -c "grep -q 'captured 300 blocks' '$T/cap.err' && grep -q 'lost 0 blocks' '$T/cap.err' && grep -q '300 blocks checked, 0 bad' '$T/cap.err'"
+fpgastream verify "$T/c.bin" --seed $SEED >"$T/ver.out" 2>&1
+expect_rc "verify of the capture exits 0" 0 $? "$T/ver.out"
+check "verify reports sequence 0..299, 0 lost, 0 bad" \
+	grep -q "300 blocks, sequence 0..299, 0 lost, 0 bad" "$T/ver.out"
+fpgastream verify "$T/c.bin" --seed 1 >"$T/ver1.out" 2>&1
+expect_rc "verify with the wrong seed exits 1" 1 $? "$T/ver1.out"
+dd if="$T/c.bin" of="$T/gap.bin" bs=65536 count=10 2>/dev/null
+dd if="$T/c.bin" bs=65536 skip=11 count=9 2>/dev/null >>"$T/gap.bin"
+fpgastream verify "$T/gap.bin" --seed $SEED >"$T/gap.out" 2>&1
+rc=$?
+if [ $rc = 1 ] && grep -q "19 blocks, sequence 0..19, 1 lost, 0 bad" "$T/gap.out"; then
+	ok "verify reports a missing block as lost and exits 1"
+else
+	not_ok "verify reports a missing block as lost and exits 1"
+	echo "# exit status $rc"; show "$T/gap.out"
+fi
+head -c 100000 "$T/c.bin" >"$T/part.bin"
+fpgastream verify "$T/part.bin" --seed $SEED >"$T/part.out" 2>&1
+expect_rc "verify of a file ending in a partial block exits 1" 1 $? "$T/part.out"
+rm -f "$T/gap.bin" "$T/part.bin"
+
+fpgastream capture -s 1M -o - 2>"$T/stdout.err" | cat >"$T/stdout.bin"
+check "capture -s 1M -o - writes 16 blocks to standard output" \
+	[ "$(size_of "$T/stdout.bin")" = $((16 * 65536)) ]
+fpgastream verify - --seed $SEED <"$T/stdout.bin" >"$T/stdin.out" 2>&1
+expect_rc "verify - reads standard input" 0 $? "$T/stdin.out"
+rm -f "$T/c.bin" "$T/stdout.bin"
+
+# --- overwrite mode with a slow writer: the loss is reported ---
+(fpgastream capture --overwrite -b 1M -n 200 -o - 2>"$T/ow.err"; echo $? >"$T/ow.rc") |
+	(sleep 2; cat >/dev/null)
+rc=$(cat "$T/ow.rc")
+lost=$(sed -n 's/.*lost \([0-9]*\) blocks.*/\1/p' "$T/ow.err")
+if [ "$rc" = 1 ] && [ -n "$lost" ] && [ "$lost" -gt 0 ]; then
+	ok "overwrite mode with a slow reader reports $lost lost blocks and exits 1"
+else
+	not_ok "overwrite mode with a slow reader reports lost blocks and exits 1"
+	echo "# exit status $rc"; show "$T/ow.err"
+fi
+
+# --- flow control, a fast source and a slow writer: drops at the source,
+# and --verify still follows the sequence (s = seq + dropped so far) ---
+emu $EMU_RATE 2000
+(fpgastream capture -b 1M -n 300 -o - --verify=$SEED 2>"$T/drop.err"; echo $? >"$T/drop.rc") |
+	(sleep 1; cat >"$T/drop.bin")
+emu $EMU_RATE 0
+rc=$(cat "$T/drop.rc")
+lost=$(sed -n 's/.*lost \([0-9]*\) blocks.*/\1/p' "$T/drop.err")
+if [ "$rc" = 1 ] && [ -n "$lost" ] && [ "$lost" -gt 0 ] && grep -q "300 blocks checked, 0 bad" "$T/drop.err"; then
+	ok "flow control with a slow writer: $lost blocks dropped at the source, every block verifies"
+else
+	not_ok "flow control with a slow writer: drops at the source reported, every block verifies"
+	echo "# exit status $rc"; show "$T/drop.err"
+fi
+fpgastream verify "$T/drop.bin" --seed $SEED >"$T/dropv.out" 2>&1
+rc=$?
+flost=$(sed -n 's/.* \([0-9]*\) lost, 0 bad.*/\1/p' "$T/dropv.out")
+# The driver may count drops that come after the last block taken.
+if [ $rc = 1 ] && [ -n "$flost" ] && [ "$flost" -gt 0 ] && [ "$flost" -le "$lost" ]; then
+	ok "verify of that file finds $flost of those lost blocks as gaps"
+else
+	not_ok "verify of that file finds the lost blocks as gaps"
+	echo "# exit status $rc, capture said lost $lost"; show "$T/dropv.out"
+fi
+rm -f "$T/drop.bin"
+
+# --- a signal stops the capture cleanly, with the summary ---
+for sig in INT TERM; do
+	emu $EMU_RATE 300
+	fpgastream capture -o "$T/sig.bin" --verify=$SEED 2>"$T/sig.err" &
+	pid=$!
+	sleep 2
+	kill -$sig $pid
+	wait $pid
+	rc=$?
+	emu $EMU_RATE 0
+	if [ $rc = 0 ] && grep -q "captured [1-9][0-9]* blocks.*stopped by signal" "$T/sig.err" &&
+	   grep -q " 0 bad" "$T/sig.err"; then
+		ok "SIG$sig mid-capture exits 0 with the summary"
+	else
+		not_ok "SIG$sig mid-capture exits 0 with the summary"
+		echo "# exit status $rc"; show "$T/sig.err"
+	fi
+	fpgastream verify "$T/sig.bin" --seed $SEED >"$T/sigv.out" 2>&1
+	expect_rc "the file written until SIG$sig verifies" 0 $? "$T/sigv.out"
+	check "no pages stay pinned after SIG$sig" pins_balanced
+	rm -f "$T/sig.bin"
+done
+
+# --- buffers ---
+fpgastream capture -n 50 -b 2M --hugepages none --verify=$SEED 2>"$T/4k.err"
+rc=$?
+if [ $iommu = yes ]; then
+	expect_rc "--hugepages none streams behind the IOMMU" 0 $rc "$T/4k.err"
+elif [ $rc = 3 ] && grep -q "hugepages" "$T/4k.err"; then
+	ok "--hugepages none without an IOMMU exits 3 naming hugepages"
+else
+	not_ok "--hugepages none without an IOMMU exits 3 naming hugepages"
+	echo "# exit status $rc"; show "$T/4k.err"
+fi
+fpgastream capture -n 50 -b 2M --hugepages 1G --verify=$SEED 2>"$T/1g.err"
+rc=$?
+if [ $rc = 0 ] && grep -q "fell back to 2 MiB" "$T/1g.err"; then
+	ok "--hugepages 1G without gigantic pages falls back to 2 MiB and says so"
+else
+	not_ok "--hugepages 1G without gigantic pages falls back to 2 MiB and says so"
+	echo "# exit status $rc"; show "$T/1g.err"
+fi
+
+# --- bench ---
+fpgastream bench -b 16M -t 0.2 -r 2 >"$T/bench" 2>&1
+rc=$?
+if [ $rc = 0 ] && grep -q "^MAP " "$T/bench" && grep -q "^UNMAP " "$T/bench" &&
+   grep -q "^256 " "$T/bench"; then
+	ok "bench prints MAP/UNMAP times and the streaming table"
+else
+	not_ok "bench prints MAP/UNMAP times and the streaming table"
+	echo "# exit status $rc"
+fi
+show "$T/bench"
+
+# --- the example program of docs/example.c ---
+if command -v fpgastream-example >/dev/null; then
+	fpgastream-example >"$T/ex.out" 2>&1
+	rc=$?
+	# It takes whole batches: 1000 blocks or a few more, s = 0, 1, 2...
+	b=$(sed -n 's/^\([0-9]*\) blocks, 0 lost, sum of first words \([0-9]*\)$/\1/p' "$T/ex.out")
+	sum=$(sed -n 's/^\([0-9]*\) blocks, 0 lost, sum of first words \([0-9]*\)$/\2/p' "$T/ex.out")
+	if [ $rc = 0 ] && [ -n "$b" ] && [ "$b" -ge 1000 ] && [ "$sum" = $((b * (b - 1) / 2)) ]; then
+		ok "docs/example.c streams 1000 blocks"
+	else
+		not_ok "docs/example.c streams 1000 blocks"
+		echo "# exit status $rc"; show "$T/ex.out"
+	fi
+else
+	skip "docs/example.c streams 1000 blocks" "fpgastream-example not built"
+fi
+
+# --- errors ---
+fpgastream capture -d 7 -n 1 2>"$T/nodev.err"
+rc=$?
+if [ $rc = 3 ] && grep -q "no such board" "$T/nodev.err"; then
+	ok "a missing board exits 3 saying so"
+else
+	not_ok "a missing board exits 3 saying so"
+	echo "# exit status $rc"; show "$T/nodev.err"
+fi
+fpgastream capture -n 1 -o /nonexistent/dir/file 2>"$T/noout.err"
+expect_rc "an output that cannot be created exits 3" 3 $? "$T/noout.err"
+
+usage() {
+	"$@" >"$T/usage.out" 2>&1
+	rc=$?
+	if [ $rc = 2 ] && grep -q "try 'fpgastream" "$T/usage.out"; then
+		ok "usage error exits 2: $*"
+	else
+		not_ok "usage error exits 2: $*"
+		echo "# exit status $rc"; show "$T/usage.out"
+	fi
+}
+usage fpgastream
+usage fpgastream frobnicate
+usage fpgastream list extra
+usage fpgastream info 0 1
+usage fpgastream capture -n abc
+usage fpgastream capture -n 0
+usage fpgastream capture -n 10 -t 1
+usage fpgastream capture -s 12Q
+usage fpgastream capture -b 100000
+usage fpgastream capture -t -1
+usage fpgastream capture --hugepages 3M
+usage fpgastream capture --verify=xyz
+usage fpgastream capture --no-such-option
+usage fpgastream capture -o
+usage fpgastream capture stray
+usage fpgastream verify
+usage fpgastream verify a b
+usage fpgastream verify f --seed
+usage fpgastream bench -r 0
+
+for c in list info stats capture verify bench; do
+	fpgastream $c --help >"$T/help" 2>&1
+	rc=$?
+	if [ $rc = 0 ] && grep -q "^usage: fpgastream $c" "$T/help"; then
+		ok "fpgastream $c --help"
+	else
+		not_ok "fpgastream $c --help"
+	fi
+done
+fpgastream --help >"$T/help" 2>&1 && grep -q "Exit status" "$T/help"
+check "fpgastream --help documents the exit status" [ $? = 0 ]
+fpgastream --version >"$T/help" 2>&1 && grep -q "^fpgastream [0-9]" "$T/help"
+check "fpgastream --version" [ $? = 0 ]
+
+check "no pages stay pinned at the end" pins_balanced
+emu_defaults
+rm -rf "$T"
+echo "1..$n"
+[ $failed = 0 ]
