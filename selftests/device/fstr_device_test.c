@@ -1029,8 +1029,8 @@ TEST_F_TIMEOUT(fstr, flow_control_stall, 60)
 
 TEST_F_TIMEOUT(fstr, drop_count, 90)
 {
-	const uint32_t rate = 500, fifo = 4, burst = 1000;
-	uint32_t d1, d2, d_release, wr, k = 0, drops, gaps = 0;
+	const uint32_t rate = 200, fifo = 8, burst = 600;
+	uint32_t d1, d2, d_release, wr, k = 0, drops, gaps = 0, early = 0;
 	uint64_t prev_s = 0, s;
 	double deadline;
 
@@ -1045,21 +1045,42 @@ TEST_F_TIMEOUT(fstr, drop_count, 90)
 
 	/* Never released: the ring fills, then the FIFO, then the source drops. */
 	deadline = now_s() + 10;
-	while ((d1 = rd32(self, REG_DROP_COUNT)) == 0 && now_s() < deadline)
+	for (;;) {
+		wr = rd32(self, REG_WR_COUNT);
+		d1 = rd32(self, REG_DROP_COUNT);
+		ASSERT_LE(wr, NBLK);
+		if (wr == NBLK && d1)
+			break;
+		ASSERT_LT(now_s(), deadline)
+			TH_LOG("WR_COUNT %u, DROP_COUNT %u after 10 s", wr, d1);
 		poll_pause();
-	ASSERT_LT(0u, d1) TH_LOG("no drops; WR_COUNT %u", rd32(self, REG_WR_COUNT));
-	ASSERT_EQ(NBLK, rd32(self, REG_WR_COUNT));
+	}
 	sleep_ms(200);
 	d2 = rd32(self, REG_DROP_COUNT);
 	EXPECT_LT(d1, d2) TH_LOG("DROP_COUNT does not grow while the ring is full");
 	ASSERT_EQ(NBLK, rd32(self, REG_WR_COUNT));
 
 	/*
-	 * 500 blocks/s is far below what the engine takes, so nothing was lost
-	 * before the ring filled: s = k.
+	 * The datasheet: a block has s = k + DROP_COUNT as counted when it was
+	 * written.  The engine takes 200 blocks/s easily, so normally s = k
+	 * here; a host that stalls the emulator for longer than the FIFO lasts
+	 * (40 ms) can make the source drop earlier, which must show as a gap.
 	 */
-	for (k = 0; k < NBLK; k++)
-		ASSERT_BLOCK(k, k);
+	for (k = 0; k < NBLK; k++) {
+		s = self->blk[k].va[0];
+		if (k)
+			ASSERT_LT(prev_s, s) TH_LOG("block %u: s %" PRIu64 " after %" PRIu64,
+						    k, s, prev_s);
+		ASSERT_LE(s - k, (uint64_t)d2)
+			TH_LOG("block %u: s %" PRIu64 " but DROP_COUNT %u", k, s, d2);
+		ASSERT_BLOCK(k, s);
+		if (s != (k ? prev_s + 1 : 0))
+			early++;
+		prev_s = s;
+	}
+	if (early)
+		note("drop_count: %u gap(s) before the ring filled (the host stalled the emulator)",
+		     early);
 
 	/*
 	 * Release everything and keep releasing.  The datasheet: a block has
@@ -1070,7 +1091,6 @@ TEST_F_TIMEOUT(fstr, drop_count, 90)
 	 */
 	d_release = rd32(self, REG_DROP_COUNT);
 	wr32(self, REG_RD_COUNT, NBLK);
-	prev_s = NBLK - 1;
 	deadline = now_s() + 30;
 	for (;;) {
 		wr = rd32(self, REG_WR_COUNT);
@@ -1275,8 +1295,10 @@ TEST_F_TIMEOUT(fstr, soft_reset, 60)
 	wr32(self, REG_EMU_BURST, 300);
 	program_ring(_metadata, self, NBLK);
 	start_engine(_metadata, self, CTRL_FLOW_CONTROL);
+	/* The ring full and drops counted (in either order: a host stall can drop early). */
 	deadline = now_s() + 10;
-	while (rd32(self, REG_DROP_COUNT) == 0 && now_s() < deadline)
+	while ((rd32(self, REG_WR_COUNT) != NBLK || rd32(self, REG_DROP_COUNT) == 0) &&
+	       now_s() < deadline)
 		poll_pause();
 	ASSERT_EQ(NBLK, rd32(self, REG_WR_COUNT));
 	drops = rd32(self, REG_DROP_COUNT);
