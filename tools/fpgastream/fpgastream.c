@@ -627,8 +627,9 @@ static const char capture_help[] =
 "  -q, --quiet            no progress line (it is shown only on a terminal anyway)\n"
 "\n"
 "A summary goes to standard error at the end, also after Ctrl-C.\n"
-"Exit status: 0 all good; 1 blocks were lost or did not verify; 2 usage error;\n"
-"3 runtime error (no board, permission, memory, I/O).\n";
+"Exit status: 0 all good; 1 blocks were lost or did not verify, or the stream\n"
+"ended early; 2 usage error; 3 runtime error (no board, permission, memory,\n"
+"hugepages, locked-memory limit, board fault, I/O).\n";
 
 struct capture {
 	struct fpgastream *h;
