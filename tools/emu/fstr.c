@@ -380,6 +380,12 @@ static void fstr_coalesce_timer_cb(void *opaque)
 /* Source model                                                            */
 /* ---------------------------------------------------------------------- */
 
+/* Tell the engine thread that it may be able to make progress. */
+static void fstr_kick(FstrState *s)
+{
+    qemu_cond_signal(&s->wake);
+}
+
 static uint64_t fstr_fifo_len(FstrState *s)
 {
     return s->src_seq - s->wr_count - s->drop_count;
@@ -412,7 +418,9 @@ static void fstr_source_rebase(FstrState *s)
  * Bring the paced source up to now: account for the blocks it produced
  * since it was last looked at.  The source runs only while the engine runs.
  * Callers that change s->held call this first, so that each stretch of
- * time is accounted under the held state it had.
+ * time is accounted under the held state it had.  Any caller may be the one
+ * that finds new blocks (a DROP_COUNT read, say), and a slip cancels the
+ * arrival timer the engine may be waiting for: so kick the engine.
  */
 static void fstr_source_advance(FstrState *s)
 {
@@ -429,6 +437,7 @@ static void fstr_source_advance(FstrState *s)
     if (due <= s->src_seq) {
         return;
     }
+    fstr_kick(s);
     if (s->held) {
         s->src_seq = due;
         fstr_fifo_trim(s);      /* the host holds the ring: drop */
@@ -455,11 +464,6 @@ static void fstr_source_arm(FstrState *s)
         timer_expire_time_ns(&s->src_timer) != when) {
         timer_mod(&s->src_timer, when);
     }
-}
-
-static void fstr_kick(FstrState *s)
-{
-    qemu_cond_signal(&s->wake);
 }
 
 static void fstr_src_timer_cb(void *opaque)
@@ -829,6 +833,7 @@ static void fstr_regs_write(void *opaque, hwaddr addr, uint64_t val64,
     case REG_RD_COUNT:
         s->rd_count = val;
         fstr_update_held(s);            /* may release the engine */
+        fstr_kick(s);
         break;
     case REG_IRQ_STATUS:
         old = s->irq_status;
