@@ -121,12 +121,8 @@ struct fstr_stream {
  * @lut_capacity: LUT_CAPACITY register
  * @dma_addr_bits: DMA_ADDR_BITS register
  * @translated: the device's DMA goes through a DMA-API IOMMU domain
- * @lock: protects @map, @owner, @running, @started, @gone, @wedged, the
- *	stream's non-IRQ fields and every register write but the IRQ
- *	acknowledge. Lock order: @lock, then @irq_lock; mmap_lock nests
- *	inside @lock (pinning, accounting, copy_to_user).
- * @irq_lock: protects the stream fields shared with the IRQ handler,
- *	@gen and the @map->slots array
+ * @lock: see the comment at the member
+ * @irq_lock: see the comment at the member
  * @gen: bumped under @irq_lock whenever readers may have something new
  * @wq: readers and pollers wait here for @gen to change
  * @map: the buffer mapping, or NULL
@@ -149,8 +145,23 @@ struct fstr_dev {
 	u32 dma_addr_bits;
 	bool translated;
 
-	struct mutex lock;	/* see above */
-	spinlock_t irq_lock;	/* see above */
+	/*
+	 * Protects @map, @owner, @running, @started, @gone (written; read
+	 * locklessly only to fail fast), @wedged, the stream's non-IRQ fields
+	 * and every register access but the IRQ handler's.
+	 * Lock order: @lock, then @irq_lock. mmap_lock nests inside @lock
+	 * (pinning, RLIMIT_MEMLOCK accounting, copy_to_user); nothing takes
+	 * @lock under mmap_lock (the driver has no mmap). remove() deletes
+	 * the char device and its sysfs files before taking @lock, since the
+	 * sysfs show functions take it.
+	 */
+	struct mutex lock;
+	/*
+	 * Protects what the IRQ handler touches: the stream's counters
+	 * (fstr_stream.active .. .interrupts), @gen and @map->slots. Taken
+	 * inside @lock, never the other way round; never held across sleep.
+	 */
+	spinlock_t irq_lock;
 	u64 gen;
 	wait_queue_head_t wq;
 

@@ -200,11 +200,9 @@ static int fstr_stop_engine(struct fstr_dev *fdev)
 		ret = fstr_hw_wait_idle(&fdev->hw, FSTR_IDLE_TIMEOUT_US);
 	}
 	fstr_wake(fdev);
-	if (ret == -ETIMEDOUT) {
-		fdev->wedged = true;
-		return -EIO;
-	}
-	return 0;
+	/* Once seen idle again, the board may be used again. */
+	fdev->wedged = ret == -ETIMEDOUT;
+	return fdev->wedged ? -EIO : 0;
 }
 
 /**
@@ -493,6 +491,10 @@ static long fstr_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	struct fstr_dev *fdev = file->private_data;
 	void __user *uarg = (void __user *)arg;
 
+	/* Checked again under fdev->lock where it matters. */
+	if (READ_ONCE(fdev->gone))
+		return -ENODEV;
+
 	switch (cmd) {
 	case FPGASTREAM_IOC_INFO:
 		return fstr_ioc_info(fdev, uarg);
@@ -597,6 +599,8 @@ static ssize_t fstr_read(struct file *file, char __user *buf, size_t count,
 	u64 gen = 0;
 	ssize_t ret;
 
+	if (READ_ONCE(fdev->gone))
+		return -ENODEV;
 	if (count < sizeof(struct fpgastream_block))
 		return -EINVAL;
 
@@ -1028,7 +1032,7 @@ static void fstr_remove(struct pci_dev *pdev)
 	mutex_lock(&fdev->lock);
 	fstr_teardown(fdev);
 	fstr_hw_stop(&fdev->hw);
-	fdev->gone = true;
+	WRITE_ONCE(fdev->gone, true);
 	mutex_unlock(&fdev->lock);
 
 	free_irq(fdev->irq, fdev);
