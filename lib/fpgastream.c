@@ -15,7 +15,10 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <linux/capability.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -318,6 +321,24 @@ API void fpgastream_buffer_free(struct fpgastream_buffer *buf)
 
 /* ---- mapping and streaming ---- */
 
+/* Whether the locked-memory limit can be what refused `length` bytes: not
+ * with CAP_IPC_LOCK or a limit above it (then the kernel ran out of memory
+ * or DMA mapping space, e.g. swiotlb's bounce buffers). */
+static int memlock_may_refuse(size_t length)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct cap[2];
+	struct rlimit rl;
+
+	if (syscall(SYS_capget, &hdr, cap) == 0 &&
+	    (cap[CAP_IPC_LOCK / 32].effective & (1U << (CAP_IPC_LOCK % 32))))
+		return 0;
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 &&
+	    (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= (rlim_t)length * 2))
+		return 0;
+	return 1;
+}
+
 API int fpgastream_map(struct fpgastream *h, void *addr, size_t length,
 		       unsigned int flags, struct fpgastream_map *result)
 {
@@ -353,6 +374,9 @@ API int fpgastream_map(struct fpgastream *h, void *addr, size_t length,
 		err = errno;
 		switch (err) {
 		case ENOMEM:
+			if (!memlock_may_refuse(length))
+				return fail(h, err, "map: the kernel could not pin or DMA-map %zu bytes (out of memory%s): map less, see the kernel log (dmesg)",
+					    length, (h->info.flags & FPGASTREAM_INFO_IOMMU) ? "" : ", or of swiotlb bounce buffers");
 			return fail(h, err, "map: %zu bytes exceed the locked-memory limit (RLIMIT_MEMLOCK): raise it (ulimit -l unlimited, or memlock in /etc/security/limits.conf) or map less",
 				    length);
 		case EINVAL:

@@ -106,7 +106,7 @@ fpgastream verify "$T/part.bin" --seed $SEED >"$T/part.out" 2>&1
 expect_rc "verify of a file ending in a partial block exits 1" 1 $? "$T/part.out"
 rm -f "$T/gap.bin" "$T/part.bin"
 
-fpgastream capture -s 1M -o - 2>"$T/stdout.err" | cat >"$T/stdout.bin"
+fpgastream capture -b 8M -s 1M -o - 2>"$T/stdout.err" | cat >"$T/stdout.bin"
 check "capture -s 1M -o - writes 16 blocks to standard output" \
 	[ "$(size_of "$T/stdout.bin")" = $((16 * 65536)) ]
 fpgastream verify - --seed $SEED <"$T/stdout.bin" >"$T/stdin.out" 2>&1
@@ -154,7 +154,7 @@ rm -f "$T/drop.bin"
 # --- a signal stops the capture cleanly, with the summary ---
 for sig in INT TERM; do
 	emu $EMU_RATE 300
-	fpgastream capture -o "$T/sig.bin" --verify=$SEED 2>"$T/sig.err" &
+	fpgastream capture -b 8M -o "$T/sig.bin" --verify=$SEED 2>"$T/sig.err" &
 	pid=$!
 	sleep 2
 	kill -$sig $pid
@@ -177,12 +177,16 @@ done
 # --- buffers ---
 fpgastream capture -n 50 -b 2M --hugepages none --verify=$SEED 2>"$T/4k.err"
 rc=$?
+# Without an IOMMU the kernel refuses 4 KiB pages, unless it bounces every
+# block anyway (swiotlb=force); then they must stream right.
 if [ $iommu = yes ]; then
 	expect_rc "--hugepages none streams behind the IOMMU" 0 $rc "$T/4k.err"
-elif [ $rc = 3 ] && grep -q "hugepages" "$T/4k.err"; then
+elif [ $rc = 3 ] && grep -q "use hugepages" "$T/4k.err"; then
 	ok "--hugepages none without an IOMMU exits 3 naming hugepages"
+elif [ $rc = 0 ] && grep -q "bounces" "$T/4k.err"; then
+	ok "--hugepages none without an IOMMU streams through swiotlb bounce buffers"
 else
-	not_ok "--hugepages none without an IOMMU exits 3 naming hugepages"
+	not_ok "--hugepages none without an IOMMU: refused naming hugepages, or streams bounced"
 	echo "# exit status $rc"; show "$T/4k.err"
 fi
 fpgastream capture -n 50 -b 2M --hugepages 1G --verify=$SEED 2>"$T/1g.err"
@@ -224,7 +228,7 @@ else
 fi
 
 # --- errors ---
-fpgastream capture -d 7 -n 1 2>"$T/nodev.err"
+fpgastream capture -d 7 -b 8M -n 1 2>"$T/nodev.err"
 rc=$?
 if [ $rc = 3 ] && grep -q "no such board" "$T/nodev.err"; then
 	ok "a missing board exits 3 saying so"
@@ -232,7 +236,7 @@ else
 	not_ok "a missing board exits 3 saying so"
 	echo "# exit status $rc"; show "$T/nodev.err"
 fi
-fpgastream capture -n 1 -o /nonexistent/dir/file 2>"$T/noout.err"
+fpgastream capture -b 8M -n 1 -o /nonexistent/dir/file 2>"$T/noout.err"
 expect_rc "an output that cannot be created exits 3" 3 $? "$T/noout.err"
 
 usage() {

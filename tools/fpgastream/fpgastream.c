@@ -747,12 +747,6 @@ static int setup_buffer(struct fpgastream *h, uint64_t size, unsigned int aflags
 	}
 	if (buf->note[0] && !quiet)
 		msg("note: %s", buf->note);
-	if (buf->page_size < (2u << 20) && !(info.flags & FPGASTREAM_INFO_IOMMU)) {
-		msg("the buffer is in 4 KiB pages but the board has no IOMMU: it needs hugepages (reserve them: sysctl vm.nr_hugepages=%" PRIu64 ")",
-		    (size + (2u << 20) - 1) >> 21);
-		fpgastream_buffer_free(buf);
-		return EX_RUNTIME;
-	}
 	err = fpgastream_map(h, buf->base, buf->length, 0, m);
 	if (err) {
 		msg("%s", fpgastream_last_error(h));
