@@ -146,11 +146,7 @@ FIXTURE(fstr) {
 	char nodma[256];		/* why blk[] cannot take DMA; "" if it can */
 };
 
-/*
- * The hugepage pool size when the program started.  A test may grow the
- * pool (see alloc_blocks); it stays grown for the later tests, which then
- * find low pages at once, and main() shrinks it back at exit.
- */
+/* The hugepage pool size when the program started, restored at exit. */
 static unsigned long pool_size_at_start;
 
 typedef FIXTURE_DATA(fstr) fstr_t;
@@ -555,7 +551,7 @@ static void alloc_blocks(struct __test_metadata *_metadata, fstr_t *self)
 	uint64_t limit = self->dma_bits >= 64 ? UINT64_MAX :
 			 (1ull << self->dma_bits);
 	uint64_t phys[NHPAGES], lowest = UINT64_MAX;
-	unsigned long nfree = 0, nr = 0;
+	unsigned long nfree = 0;
 	unsigned int i, got = 0;
 	char why[256];
 	size_t n;
@@ -602,23 +598,16 @@ static void alloc_blocks(struct __test_metadata *_metadata, fstr_t *self)
 	}
 
 	/*
-	 * Too high for the board.  The kernel fills the pool from ZONE_NORMAL
-	 * (above 4 GiB here) first, so grow the pool for the length of the
-	 * program until it spills into ZONE_DMA32; the pool hands out the
-	 * pages freed or added last first, so the low ones are among the
-	 * first faulted in, here and in the tests after this one.
+	 * Too high for the board: look through the free pool.  main() has
+	 * grown it into ZONE_DMA32 if it had to (see grow_pool_below()); the
+	 * pool hands out the pages freed or added last first, so low ones are
+	 * normally among the first faulted in.
 	 */
 	self->nblk = 0;
 	munmap(self->buf, self->buf_len);
 	self->buf = NULL;
 	self->buf_len = 0;
 	got = 0;
-	if (read_dec(HUGEPAGES_NR, &nr) && nr) {
-		unsigned long extra = zone_free_pages("Normal") / (HPAGE_SIZE / PAGE_4K) + 64;
-
-		if (!write_dec(HUGEPAGES_NR, nr + extra))
-			note("cannot grow the hugepage pool: %s", strerror(errno));
-	}
 	if (!read_dec(HUGEPAGES_FREE, &nfree))
 		nfree = 0;
 	n = nfree > 4096 ? 4096 : nfree;
@@ -1505,6 +1494,94 @@ TEST_F_TIMEOUT(fstr, source_rate, 60)
  * tests only, which `make demo` uses.  Do the same here: -t NAME (repeatable,
  * NAME with or without "fstr.") and -l to list the tests.
  */
+/* Whether the first hugepages the pool hands out lie below limit. */
+static bool pool_head_below(int pagemap, uint64_t limit)
+{
+	void *buf = map_hugepages(NHPAGES);
+	bool low = buf != NULL;
+	char why[256];
+	unsigned int i;
+
+	for (i = 0; buf && i < NHPAGES; i++) {
+		uint8_t *va = (uint8_t *)buf + i * HPAGE_SIZE;
+		uint64_t base;
+
+		va[0] = 0;
+		low &= hugepage_phys(pagemap, va, &base, why, sizeof(why)) &&
+		       base + HPAGE_SIZE <= limit;
+	}
+	if (buf)
+		munmap(buf, NHPAGES * HPAGE_SIZE);
+	return low;
+}
+
+/*
+ * A legacy board (DMA_ADDR_BITS 32) needs blocks below 4 GiB, but the kernel
+ * fills the hugepage pool from ZONE_NORMAL, which with more than 4 GiB of
+ * RAM lies above.  Grow the pool until it spills into ZONE_DMA32; the pages
+ * added last are handed out first.  Done once here, not in a test: the
+ * kernel zeroes what it adds, which takes tens of seconds under emulation.
+ * restore_pool() shrinks the pool back at exit.
+ */
+static void grow_pool_below(uint64_t limit)
+{
+	unsigned long nr, extra;
+	double t0 = now_s();
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+
+	if (fd < 0)
+		return;
+	if (!pool_head_below(fd, limit) && read_dec(HUGEPAGES_NR, &nr) && nr) {
+		extra = zone_free_pages("Normal") / (HPAGE_SIZE / PAGE_4K) + 64;
+		if (write_dec(HUGEPAGES_NR, nr + extra))
+			note("hugepage pool grown from %lu by %lu pages in %.1f s to reach below 0x%" PRIx64
+			     ": %s", nr, extra, now_s() - t0, limit,
+			     pool_head_below(fd, limit) ? "done" : "still none there");
+		else
+			note("cannot grow the hugepage pool: %s", strerror(errno));
+	}
+	close(fd);
+}
+
+/* Read DMA_ADDR_BITS of an unbound board before the tests; 0 if none. */
+static uint32_t probe_dma_bits(void)
+{
+	char bdf[NAME_MAX + 1], sysdir[PATH_MAX], path[PATH_MAX + 32];
+	volatile uint8_t *bar0;
+	uint32_t bits = 0;
+	uint16_t cmd, on;
+	size_t len;
+	int cfg;
+
+	if (!find_board(bdf, sizeof(bdf)))
+		return 0;
+	snprintf(sysdir, sizeof(sysdir), "/sys/bus/pci/devices/%s", bdf);
+	snprintf(path, sizeof(path), "%s/driver", sysdir);
+	if (access(path, F_OK) == 0)
+		return 0;
+	snprintf(path, sizeof(path), "%s/config", sysdir);
+	cfg = open(path, O_RDWR);
+	if (cfg < 0)
+		return 0;
+	if (pread(cfg, &cmd, 2, PCI_COMMAND) != 2) {
+		close(cfg);
+		return 0;
+	}
+	on = cmd | PCI_COMMAND_MEMORY;
+	if (pwrite(cfg, &on, 2, PCI_COMMAND) == 2) {
+		bar0 = map_resource(sysdir, "resource0", &len);
+		if (bar0) {
+			if (*(volatile uint32_t *)(bar0 + REG_ID) == FSTR_ID)
+				bits = *(volatile uint32_t *)(bar0 + REG_DMA_ADDR_BITS);
+			munmap((void *)bar0, len);
+		}
+	}
+	if (pwrite(cfg, &cmd, 2, PCI_COMMAND) != 2)
+		perror("restore PCI command");
+	close(cfg);
+	return bits;
+}
+
 static void restore_pool(void)
 {
 	unsigned long nr;
@@ -1527,6 +1604,7 @@ int main(int argc, char **argv)
 	const char *want[64];
 	int nwant = 0, opt, i;
 	bool list = false;
+	uint32_t bits;
 
 	while ((opt = getopt(argc, argv, "t:lh")) != -1) {
 		switch (opt) {
@@ -1591,5 +1669,8 @@ int main(int argc, char **argv)
 	/* Test children end with _exit(): only this process runs it. */
 	if (read_dec(HUGEPAGES_NR, &pool_size_at_start))
 		atexit(restore_pool);
+	bits = probe_dma_bits();
+	if (bits && bits < 64)
+		grow_pool_below(1ull << bits);
 	return test_harness_run(argc, argv);
 }
