@@ -96,6 +96,18 @@ unpin_pages:
 	return ret;
 }
 
+/* Unpin @npages of @pages, marking them dirty: the device wrote them. */
+static void fstr_unpin_dirty(struct page **pages, unsigned long npages)
+{
+	unsigned long done, n;
+
+	for (done = 0; done < npages; done += n) {
+		n = min(npages - done, FSTR_PIN_CHUNK);
+		unpin_user_pages_dirty_lock(pages + done, n, true);
+		cond_resched();
+	}
+}
+
 /* Split the mapped segments into map->lut; messages say what to do. */
 static int fstr_split(struct fstr_dev *fdev, struct fstr_map *map)
 {
@@ -296,7 +308,7 @@ void fstr_map_destroy(struct fstr_dev *fdev, struct fstr_map *map)
 	kvfree(map->lut);
 	dma_unmap_sgtable(dev, &map->sgt, DMA_FROM_DEVICE, 0);
 	sg_free_table(&map->sgt);
-	unpin_user_pages_dirty_lock(map->pages, map->npages, true);
+	fstr_unpin_dirty(map->pages, map->npages);
 	kvfree(map->pages);
 	account_locked_vm(map->mm, map->npages, false);
 	mmdrop(map->mm);

@@ -580,6 +580,7 @@ static ssize_t fstr_collect(struct fstr_dev *fdev, char __user *buf,
 		s->next_seq++;
 		s->announced++;
 		done++;
+		cond_resched();
 	}
 
 	if (done)
