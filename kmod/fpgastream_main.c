@@ -301,7 +301,7 @@ static int fstr_ioc_map(struct fstr_dev *fdev, struct file *file,
 		ret = -EBUSY;
 		goto unlock;
 	}
-	if (fdev->wedged) {
+	if (fdev->wedged && fstr_stop_engine(fdev)) {
 		ret = -EIO;
 		goto unlock;
 	}
