@@ -2472,19 +2472,64 @@ TEST_F_TIMEOUT(huge, ring_2g_ends, T_HUGE)
 
 /*
  * The 6.1 harness runs every test; select a subset here as newer harnesses
- * do: -f FIXTURE, -v VARIANT, -t TEST (or FIXTURE.TEST), each repeatable;
- * -l lists.  A test runs when it matches every kind of filter given.
+ * do: -f FIXTURE, -v VARIANT, -t TEST (or FIXTURE.TEST, or
+ * FIXTURE.VARIANT.TEST), each repeatable, a test runs when any of them
+ * selects it; -l lists.  A selection that selects nothing is an error.
  */
-static bool match(char **list, int n, const char *a, const char *b)
+static char *sel_f[32], *sel_v[32], *sel_t[64];
+static int nsel_f, nsel_v, nsel_t;
+
+static bool in(char **list, int n, const char *name)
 {
-	char full[256];
 	int k;
 
-	if (!n)
-		return true;
-	snprintf(full, sizeof(full), "%s.%s", a, b ? b : "");
 	for (k = 0; k < n; k++)
-		if (!strcmp(list[k], b ? b : a) || (b && !strcmp(list[k], full)))
+		if (!strcmp(list[k], name))
+			return true;
+	return false;
+}
+
+/* Does -t select test @t of fixture @f (with variant @v, or any if NULL)? */
+static bool t_selects(const char *f, const char *v, const char *t)
+{
+	char name[300];
+	int k;
+
+	for (k = 0; k < nsel_t; k++) {
+		if (!strcmp(sel_t[k], t))
+			return true;
+		snprintf(name, sizeof(name), "%s.%s", f, t);
+		if (!strcmp(sel_t[k], name))
+			return true;
+		if (v) {
+			snprintf(name, sizeof(name), "%s.%s.%s", f, v, t);
+			if (!strcmp(sel_t[k], name))
+				return true;
+		}
+	}
+	return false;
+}
+
+static bool variant_selected(struct __fixture_metadata *f, const char *v)
+{
+	struct __test_metadata *t;
+
+	if (in(sel_f, nsel_f, f->name) || in(sel_v, nsel_v, v))
+		return true;
+	for (t = f->tests; t; t = t->next)
+		if (t_selects(f->name, v, t->name))
+			return true;
+	return false;
+}
+
+static bool test_selected(struct __fixture_metadata *f, struct __test_metadata *t)
+{
+	struct __fixture_variant_metadata *v;
+
+	if (in(sel_f, nsel_f, f->name) || t_selects(f->name, NULL, t->name))
+		return true;
+	for (v = f->variant; v; v = v->next)
+		if (in(sel_v, nsel_v, v->name) || t_selects(f->name, v->name, t->name))
 			return true;
 	return false;
 }
@@ -2497,52 +2542,61 @@ static void __attribute__((constructor)) __constructor_order_last(void)
 
 int main(int argc, char **argv)
 {
-	char *fl[32], *vl[32], *tl[64];
-	int nf = 0, nv = 0, nt = 0, opt;
-	bool list = false;
-	struct __fixture_metadata *f;
 	struct __fixture_variant_metadata *v, **vp;
 	struct __test_metadata *t, **tp;
+	struct __fixture_metadata *f;
+	bool list = false;
+	int opt, selected = 0;
 
 	while ((opt = getopt(argc, argv, "f:v:t:lh")) != -1) {
 		switch (opt) {
-		case 'f': if (nf < 32) fl[nf++] = optarg; break;
-		case 'v': if (nv < 32) vl[nv++] = optarg; break;
-		case 't': if (nt < 64) tl[nt++] = optarg; break;
+		case 'f': if (nsel_f < 32) sel_f[nsel_f++] = optarg; break;
+		case 'v': if (nsel_v < 32) sel_v[nsel_v++] = optarg; break;
+		case 't': if (nsel_t < 64) sel_t[nsel_t++] = optarg; break;
 		case 'l': list = true; break;
 		default:
-			fprintf(stderr, "usage: %s [-l] [-f FIXTURE] [-v VARIANT] [-t TEST|FIXTURE.TEST]...\n",
+			fprintf(stderr, "usage: %s [-l] [-f FIXTURE] [-v VARIANT] [-t [FIXTURE.[VARIANT.]]TEST]...\n",
 				argv[0]);
 			return opt == 'h' ? 0 : 2;
 		}
 	}
 	for (f = __fixture_list; f; f = f->next) {
-		bool keep_f = match(fl, nf, f->name, NULL);
+		if (nsel_f + nsel_v + nsel_t) {
+			bool had_variants = f->variant;
 
-		for (vp = &f->variant; *vp; ) {
-			if (match(vl, nv, (*vp)->name, NULL))
-				vp = &(*vp)->next;
-			else
-				*vp = (*vp)->next;
+			/* Variants first: test_selected() looks at those kept. */
+			for (vp = &f->variant; *vp; )
+				if (variant_selected(f, (*vp)->name))
+					vp = &(*vp)->next;
+				else
+					*vp = (*vp)->next;
+			for (tp = &f->tests; *tp; )
+				if (test_selected(f, *tp))
+					tp = &(*tp)->next;
+				else
+					*tp = (*tp)->next;
+			/* The harness would run them without a variant. */
+			if (had_variants && !f->variant)
+				f->tests = NULL;
 		}
-		for (tp = &f->tests; *tp; ) {
-			if (keep_f && match(tl, nt, f->name, (*tp)->name))
-				tp = &(*tp)->next;
-			else
-				*tp = (*tp)->next;
-		}
-		/* All variants filtered out: the fixture runs nothing. */
-		if (nv && !f->variant)
-			f->tests = NULL;
-		if (list)
+		/* In the order the harness runs them: variant by variant. */
+		for (v = f->variant; v || f->variant == NULL; v = v ? v->next : NULL) {
 			for (t = f->tests; t; t = t->next) {
-				if (!f->variant)
-					printf("%s.%s\n", f->name, t->name);
-				for (v = f->variant; v; v = v->next)
+				selected++;
+				if (list && v)
 					printf("%s.%s.%s\n", f->name, v->name, t->name);
+				else if (list)
+					printf("%s.%s\n", f->name, t->name);
 			}
+			if (!v)
+				break;
+		}
 	}
 	if (list)
 		return 0;
+	if (!selected) {
+		fprintf(stderr, "%s: the selection matches no test (-l lists them)\n", argv[0]);
+		return 2;
+	}
 	return test_harness_run(argc, argv);
 }
