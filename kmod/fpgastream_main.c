@@ -369,7 +369,7 @@ static int fstr_ioc_start(struct fstr_dev *fdev, struct file *file,
 	ret = fstr_check_owner(fdev, file);
 	if (ret)
 		goto unlock;
-	if (fdev->wedged) {
+	if (fdev->wedged && fstr_stop_engine(fdev)) {
 		ret = -EIO;
 		goto unlock;
 	}
