@@ -1569,6 +1569,107 @@ TEST_F_TIMEOUT(stream, overwrite, T_STREAM)
 	ASSERT_EOF(self->fd);
 }
 
+/*
+ * Under flow control an announced block is the program's until RELEASE:
+ * the board does not write it again, however long it is held, and each
+ * RELEASE frees exactly that many slots, oldest first.
+ */
+TEST_F_TIMEOUT(stream, unreleased_blocks_kept, T_SHORT)
+{
+	struct fpgastream_map m;
+	struct fpgastream_block r[32];
+	struct checker c;
+	long n, i;
+
+	stream_map(_metadata, self, 2 << 20, 2 << 20, &m);
+	checker_init(&c, &self->d, &self->b, self->nr_blocks, LOSS_NONE);
+	ASSERT_EQ(0, do_start(self->fd, FPGASTREAM_START_FLOW_CONTROL, 0, 0));
+	ASSERT_TRUE(wait_wr_count(&self->d, 32));
+	sleep_ms(100);
+	for (n = 0; n < 32; n += i) {
+		i = get_records(self->fd, r + n, 32 - n, WAIT_MS);
+		ASSERT_LT(0, i);
+	}
+	for (i = 0; i < 32; i++)
+		check_record(_metadata, &c, &r[i]);
+	/* Held, with the source endless: nothing moves. */
+	sleep_ms(300);
+	EXPECT_EQ(32, reg_rd(&self->d, R_WR_COUNT)) TH_LOG("the board went past unreleased blocks");
+	for (i = 0; i < 32; i++)
+		ASSERT_EQ(-1, bad_word((const uint64_t *)(self->b.p + i * BLOCK), i,
+				       self->d.seed, true)) TH_LOG("held block %ld rewritten", i);
+	/* Give back 8: exactly 8 more blocks, into slots 0..7. */
+	ASSERT_EQ(0, do_release(self->fd, 8));
+	ASSERT_TRUE(wait_wr_count(&self->d, 40));
+	sleep_ms(300);
+	EXPECT_EQ(40, reg_rd(&self->d, R_WR_COUNT));
+	for (n = 0; n < 8; n += i) {
+		i = get_records(self->fd, r + n, 8 - n, WAIT_MS);
+		ASSERT_LT(0, i);
+	}
+	for (i = 0; i < 8; i++)
+		check_record(_metadata, &c, &r[i]);
+	for (i = 8; i < 32; i++)
+		ASSERT_EQ(-1, bad_word((const uint64_t *)(self->b.p + i * BLOCK), i,
+				       self->d.seed, true)) TH_LOG("held block %ld rewritten", i);
+	EXPECT_EQ(-EINVAL, do_release(self->fd, 33));
+	ASSERT_EQ(0, do_release(self->fd, 32));
+	ASSERT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
+}
+
+/*
+ * Overwrite mode with records still held when the board laps them: those
+ * records can still be released (their blocks are gone, not the accounting),
+ * and RELEASE counts stay exact across the gap.
+ */
+TEST_F_TIMEOUT(stream, overwrite_release_across_gap, T_STREAM)
+{
+	struct fpgastream_map m;
+	struct fpgastream_stats st;
+	struct fpgastream_block r[64];
+	struct checker c;
+	uint64_t burst, held;
+	long n, i;
+
+	stream_map(_metadata, self, 2 << 20, 2 << 20, &m);
+	checker_init(&c, &self->d, &self->b, self->nr_blocks, LOSS_OVERWRITE);
+	reg_wr(&self->d, R_EMU_BURST, 8);
+	ASSERT_EQ(0, do_start(self->fd, 0, 0, 0));
+	ASSERT_TRUE(wait_wr_count(&self->d, 8));
+	sleep_ms(100);
+	for (held = 0; held < 8; held += n) {
+		n = get_records(self->fd, r, 8 - held, WAIT_MS);
+		ASSERT_LT(0, n);
+		for (i = 0; i < n; i++)
+			check_record(_metadata, &c, &r[i]);
+	}
+	/* More source, nobody reading: the board laps the held blocks. */
+	burst = 3 * self->nr_blocks + 8;
+	reg_wr(&self->d, R_EMU_BURST, burst);
+	ASSERT_TRUE(wait_wr_count(&self->d, burst));
+	sleep_ms(200);
+	while (c.next_seq < burst) {
+		n = get_records(self->fd, r, 64, WAIT_MS);
+		ASSERT_LT(0, n);
+		for (i = 0; i < n; i++)
+			check_record(_metadata, &c, &r[i]);
+		held += n;
+	}
+	ksft_print_msg("held %ju records across a gap of %ju\n", (uintmax_t)held,
+		       (uintmax_t)c.lost);
+	EXPECT_EQ(burst, c.records + c.lost);
+	EXPECT_EQ(-EINVAL, do_release(self->fd, held + 1));
+	ASSERT_EQ(0, do_release(self->fd, 8)) TH_LOG("the lapped records");
+	ASSERT_EQ(0, do_release(self->fd, held - 8));
+	EXPECT_EQ(-EINVAL, do_release(self->fd, 1));
+	ASSERT_EQ(0, do_stats(self->fd, &st));
+	EXPECT_EQ(held, st.blocks_released);
+	EXPECT_EQ(held, st.blocks_announced);
+	EXPECT_EQ(c.lost, st.blocks_overwritten);
+	ASSERT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
+	ASSERT_EOF(self->fd);
+}
+
 static short poll_now(int fd)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDNORM };
