@@ -247,7 +247,9 @@ static int alloc_small(struct fpgastream_buffer *buf, size_t length)
 	buf->map_base = p;
 	buf->map_length = len;
 	buf->base = (void *)(((uintptr_t)p + SZ_64K - 1) & ~(uintptr_t)(SZ_64K - 1));
-	/* Transparent hugepages would be fine too, but 4 KiB is what we say. */
+	/* Keep them 4 KiB pages, as page_size says: a transparent hugepage
+	 * would make the board's view depend on luck. */
+	madvise(p, len, MADV_NOHUGEPAGE);
 	buf->page_size = SZ_4K;
 	return 0;
 }
