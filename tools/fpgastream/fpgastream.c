@@ -541,7 +541,7 @@ struct verifier {
  * a driver learns of drops from a counter read at interrupt time, so it
  * may report them a few records early or late: that is only counted
  * (misplaced); verify_done() fails when the data shows more drops than
- * were reported.
+ * the driver ever counted.
  */
 static void verify_record(struct verifier *v, const struct fpgastream_record *r)
 {
@@ -579,19 +579,23 @@ static void verify_record(struct verifier *v, const struct fpgastream_record *r)
 	v->have_prev = true;
 }
 
-/* After the last block: drops the data shows but nobody reported are bad. */
-static void verify_done(struct verifier *v)
+/* After the last block: drops the data shows that the driver never
+ * counted are bad.  The records may report drops late (the driver reads a
+ * counter), so the driver's final count is the bound, when known. */
+static void verify_done(struct verifier *v, uint64_t driver_dropped)
 {
+	uint64_t known = v->reported > driver_dropped ? v->reported : driver_dropped;
+
 	msg("verify (seed %" PRIu64 "): %" PRIu64 " blocks checked, %" PRIu64 " bad",
-	    v->seed, v->blocks, v->bad + (v->seen > v->reported));
-	if (v->seen > v->reported) {
-		msg("verify: the data shows %" PRIu64 " blocks dropped at the source, the driver reported %" PRIu64,
-		    v->seen, v->reported);
+	    v->seed, v->blocks, v->bad + (v->seen > known));
+	if (v->seen > known) {
+		msg("verify: the data shows %" PRIu64 " blocks dropped at the source, the driver counted %" PRIu64,
+		    v->seen, known);
 		v->bad++;
 	} else if (v->seen || v->reported) {
-		msg("verify: %" PRIu64 " blocks dropped at the source (%" PRIu64 " reported)%s",
-		    v->seen, v->reported,
-		    v->misplaced ? ", some reported on a nearby record rather than where the gap is" : "");
+		msg("verify: %" PRIu64 " blocks dropped at the source in the data (%" PRIu64 " reported in records, %" PRIu64 " counted by the driver)%s",
+		    v->seen, v->reported, driver_dropped,
+		    v->misplaced ? "; some reported on a nearby record rather than where the gap is" : "");
 	}
 }
 
@@ -976,7 +980,7 @@ static int cmd_capture(int argc, char **argv)
 		    cap.lost, (uint64_t)st.blocks_overwritten, (uint64_t)st.blocks_dropped,
 		    overwrite ? "; overwrite mode" : "");
 		if (cap.verify)
-			verify_done(&cap.v);
+			verify_done(&cap.v, st.blocks_dropped);
 	}
 	if (rc == EX_GOOD && (cap.lost || (cap.verify && cap.v.bad)))
 		rc = EX_LOSS;
