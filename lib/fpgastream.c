@@ -107,6 +107,8 @@ API const char *fpgastream_strerror(int err)
 		return "interrupted by a signal";
 	case EPROTO:
 		return "the driver answered something this library does not understand (ABI mismatch?)";
+	case EBADF:
+		return "the device file is not open";
 	case EMFILE:
 	case ENFILE:
 		return "too many open files";

@@ -198,7 +198,7 @@ static void test_strerror(void)
 {
 	static const int errs[] = {
 		ENOENT, EACCES, EPERM, EINVAL, ENOMEM, EBUSY, EFAULT, ERANGE,
-		ENOTTY, EIO, ENODEV, ENODATA, EINTR, EPROTO, EOVERFLOW,
+		ENOTTY, EIO, ENODEV, ENODATA, EINTR, EPROTO, EOVERFLOW, EBADF,
 	};
 	static const struct { int err; const char *hint; } hints[] = {
 		{ ENOENT, "modprobe" }, { EACCES, "group fpgastream" },
