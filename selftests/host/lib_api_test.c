@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Host unit tests of libfpgastream: what needs no board.  Built with
- * lib/fpgastream.c linked in, so this program's ioctl(), poll() and read()
- * stand in for the driver on one fake file descriptor (/dev/null) and
- * every other descriptor goes to the kernel.  Prints TAP; exits non-zero
- * when a test failed.
+ * Host unit tests of libfpgastream: what needs no board.  The library's
+ * source is compiled into this program (included below, found through
+ * -I lib), so this program's ioctl(), poll() and read() stand in for the
+ * driver on one fake file descriptor (/dev/null) and every other
+ * descriptor goes to the kernel.  Prints TAP; exits non-zero when a test
+ * failed.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -21,7 +22,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "fpgastream.h"
+#include "fpgastream.c"
 
 /* ---- TAP ---- */
 
