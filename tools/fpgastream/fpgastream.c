@@ -1296,8 +1296,11 @@ static int cmd_bench(int argc, char **argv)
 		       (uint64_t)(s1.interrupts - s0.interrupts), lost);
 	}
 out:
-	if (fpgastream_unmap(h) && rc == EX_GOOD && errno != EINVAL)
+	err = fpgastream_unmap(h);	/* -EINVAL: nothing was mapped */
+	if (err && err != -EINVAL && rc == EX_GOOD) {
+		msg("%s", fpgastream_last_error(h));
 		rc = EX_RUNTIME;
+	}
 	fpgastream_buffer_free(&buf);
 	fpgastream_close(h);
 	return rc;
