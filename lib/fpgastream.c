@@ -385,7 +385,7 @@ API int fpgastream_map(struct fpgastream *h, void *addr, size_t length,
 				    length);
 		case EINVAL:
 			if (!(h->info.flags & FPGASTREAM_INFO_IOMMU))
-				return fail(h, err, "map: the board needs each 64 KiB block physically contiguous: without an IOMMU use hugepages (sysctl vm.nr_hugepages=N; fpgastream_buffer_alloc() without FPGASTREAM_ALLOC_4K) or enable the IOMMU");
+				return fail(h, err, "map: without an IOMMU the board needs each 64 KiB block physically contiguous: use hugepages (reserve them: sysctl vm.nr_hugepages=N) or enable the IOMMU");
 			return fail(h, err, "map: the driver refused the buffer (see the kernel log: dmesg)");
 		case EBUSY:
 			return fail(h, err, "map: the board already has a buffer mapped by another program (or this file)");
