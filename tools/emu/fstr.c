@@ -160,6 +160,7 @@ struct FstrState {
     uint32_t dma_addr_bits;     /* 64, or 32 for a legacy board */
     uint32_t prop_rate;         /* EMU_RATE at power-on */
     uint64_t prop_seed;         /* EMU_SEED at power-on */
+    uint16_t prop_device_id;    /* PCI device ID: a production board's own */
 
     /* Set up at realize, constant afterwards. */
     MemoryRegion regs;          /* BAR0 */
@@ -1010,6 +1011,8 @@ static void fstr_realize(PCIDevice *pdev, Error **errp)
         return;
     }
 
+    /* Production boards carry their own IDs: let tests bind one by ids=. */
+    pci_config_set_device_id(pdev->config, s->prop_device_id);
     pci_config_set_interrupt_pin(pdev->config, 1);
     if (msi_init(pdev, 0, 1, true, false, errp)) {
         return;
@@ -1081,6 +1084,7 @@ static Property fstr_properties[] = {
     DEFINE_PROP_UINT32("dma-addr-bits", FstrState, dma_addr_bits, 64),
     DEFINE_PROP_UINT32("rate", FstrState, prop_rate, 0),
     DEFINE_PROP_UINT64("seed", FstrState, prop_seed, 0),
+    DEFINE_PROP_UINT16("device-id", FstrState, prop_device_id, FSTR_DEVICE_ID),
     DEFINE_PROP_END_OF_LIST(),
 };
 
