@@ -16,6 +16,7 @@
 
 #include <uapi/fpgastream.h>
 
+#include "fpgastream_compat.h"
 #include "fpgastream_drv.h"
 #include "fpgastream_lut.h"
 
@@ -68,6 +69,92 @@ static unsigned int fstr_max_segment(struct device *dev)
 	if (max >= FSTR_BLOCK_SIZE)
 		return round_down(max, FSTR_BLOCK_SIZE);
 	return max_t(size_t, round_down(max, PAGE_SIZE), PAGE_SIZE);
+}
+
+/* swiotlb bounce segments held by the mappings of all boards */
+static atomic_long_t fstr_bounce_segs_held = ATOMIC_LONG_INIT(0);
+
+/* Will dma-direct bounce this sg entry through swiotlb? */
+static bool fstr_will_bounce(struct device *dev, struct scatterlist *sg)
+{
+	if (is_swiotlb_force_bounce(dev))
+		return true;
+	return dma_addressing_limited(dev) &&
+	       !dma_capable(dev, phys_to_dma(dev, sg_phys(sg)), sg->length,
+			    true);
+}
+
+/**
+ * fstr_predict_bounce() - count the sg entries that will bounce
+ * @fdev: the board
+ * @sgt: the buffer's sg table, not yet mapped
+ * @misfit: out: buffer offset of the first bounced entry that cannot hold
+ *	whole aligned blocks, or U64_MAX
+ *
+ * None behind an IOMMU, whose IOVAs fit the mask. Each bounced entry lands
+ * in its own swiotlb slot run, block-aligned only if the memory is (the
+ * min_align_mask keeps the low 16 bits), so it must hold whole blocks of
+ * block-aligned memory: checking that here gives the answer the LUT split
+ * would give after mapping, without filling swiotlb first.
+ *
+ * Return: the number of entries dma-direct will bounce through swiotlb.
+ */
+static unsigned int fstr_predict_bounce(struct fstr_dev *fdev,
+					struct sg_table *sgt, u64 *misfit)
+{
+	struct device *dev = &fdev->pdev->dev;
+	struct scatterlist *sg;
+	unsigned int i, nr = 0;
+	u64 off = 0;
+
+	*misfit = U64_MAX;
+	if (fdev->translated)
+		return 0;
+	for_each_sgtable_sg(sgt, sg, i) {
+		if (fstr_will_bounce(dev, sg)) {
+			if (((off | sg_phys(sg) | sg->length) &
+			     (FSTR_BLOCK_SIZE - 1)) && *misfit == U64_MAX)
+				*misfit = off;
+			nr++;
+		}
+		off += sg->length;
+	}
+	return nr;
+}
+
+/**
+ * fstr_bounce_reserve() - account for the swiotlb segments of a mapping
+ * @dev: the device
+ * @length: buffer bytes, for the message
+ * @segs: sg entries that will bounce, each within one swiotlb segment
+ *
+ * Some kernels hang instead of failing when swiotlb has no room for a
+ * min_align_mask request (see fpgastream_compat.h). Keep all boards'
+ * bounced segments to half of one swiotlb area, so that an area never
+ * fills up because of this driver.
+ *
+ * Return: 0, or -ENOMEM with one kernel line.
+ */
+static int fstr_bounce_reserve(struct device *dev, u64 length,
+			       unsigned int segs)
+{
+	unsigned long limit = fstr_swiotlb_area_segments(dev) / 2;
+
+	if (!limit)
+		return 0;
+	if (atomic_long_add_return(segs, &fstr_bounce_segs_held) > limit) {
+		atomic_long_sub(segs, &fstr_bounce_segs_held);
+		dev_err_ratelimited(dev, "a %llu-byte buffer needs %u swiotlb bounce buffers, more than this kernel handles safely (%lu in all): use a smaller buffer, an IOMMU, or a larger swiotlb=\n",
+				    length, segs, limit);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static void fstr_bounce_unreserve(struct device *dev, unsigned int segs)
+{
+	if (fstr_swiotlb_area_segments(dev) / 2)
+		atomic_long_sub(segs, &fstr_bounce_segs_held);
 }
 
 /* Pin @map->npages pages from @map->uaddr, in chunks. */
@@ -165,6 +252,7 @@ int fstr_map_create(struct fstr_dev *fdev, u64 uaddr, u64 length, u32 flags,
 	struct fstr_map *map;
 	struct scatterlist *sg;
 	unsigned int i;
+	u64 misfit;
 	int ret;
 
 	map = kzalloc(sizeof(*map), GFP_KERNEL);
@@ -199,6 +287,22 @@ int fstr_map_create(struct fstr_dev *fdev, u64 uaddr, u64 length, u32 flags,
 	if (ret)
 		goto unpin;
 
+	map->bounce_segs = fstr_predict_bounce(fdev, &map->sgt, &misfit);
+	if (map->bounce_segs && (flags & FPGASTREAM_MAP_NO_BOUNCE)) {
+		dev_dbg(dev, "buffer would bounce through swiotlb\n");
+		ret = -ERANGE;
+		goto free_sgt;
+	}
+	if (misfit != U64_MAX) {
+		dev_err_ratelimited(dev, "buffer block %llu is not 64 KiB bus-contiguous and aligned: back the buffer with hugepages or enable the IOMMU\n",
+				    misfit >> FSTR_BLOCK_SHIFT);
+		ret = -EINVAL;
+		goto free_sgt;
+	}
+	ret = fstr_bounce_reserve(dev, length, map->bounce_segs);
+	if (ret)
+		goto free_sgt;
+
 	ret = dma_map_sgtable(dev, &map->sgt, DMA_FROM_DEVICE,
 			      DMA_ATTR_NO_WARN);
 	if (ret) {
@@ -208,7 +312,7 @@ int fstr_map_create(struct fstr_dev *fdev, u64 uaddr, u64 length, u32 flags,
 				    dma_addressing_limited(dev) ?
 				    ": swiotlb full? use a smaller buffer" : "");
 		ret = ret == -EINVAL ? -EINVAL : -ENOMEM;
-		goto free_sgt;
+		goto unreserve;
 	}
 	map->nr_segments = map->sgt.nents;
 
@@ -252,6 +356,8 @@ free_arrays:
 	kvfree(map->lut);
 dma_unmap:
 	dma_unmap_sgtable(dev, &map->sgt, DMA_FROM_DEVICE, 0);
+unreserve:
+	fstr_bounce_unreserve(dev, map->bounce_segs);
 free_sgt:
 	sg_free_table(&map->sgt);
 unpin:
@@ -307,6 +413,7 @@ void fstr_map_destroy(struct fstr_dev *fdev, struct fstr_map *map)
 	kvfree(map->slots);
 	kvfree(map->lut);
 	dma_unmap_sgtable(dev, &map->sgt, DMA_FROM_DEVICE, 0);
+	fstr_bounce_unreserve(dev, map->bounce_segs);
 	sg_free_table(&map->sgt);
 	fstr_unpin_dirty(map->pages, map->npages);
 	kvfree(map->pages);

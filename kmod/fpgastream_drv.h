@@ -44,6 +44,8 @@ struct fstr_slot {
  * @split_map: blocks that span more than one DMA segment
  * @slots: per ring slot, what the driver knew when the block in it
  *	completed; written under fstr_dev.irq_lock
+ * @bounce_segs: DMA segments expected to bounce through swiotlb, held
+ *	against the limit of fstr_bounce_reserve()
  * @nr_blocks: entries in @lut, RING_SIZE
  * @nr_segments: DMA segments of @sgt
  * @mapped_flags: FPGASTREAM_MAPPED_*
@@ -58,6 +60,7 @@ struct fstr_map {
 	u64 *lut;
 	unsigned long *split_map;
 	struct fstr_slot *slots;
+	unsigned int bounce_segs;
 	u32 nr_blocks;
 	u32 nr_segments;
 	u32 mapped_flags;
