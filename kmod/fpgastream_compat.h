@@ -27,13 +27,13 @@
 /*
  * Before 6.6, swiotlb's slot search can spin forever, its area lock held,
  * when a request with a min_align_mask finds no fitting slot run in the
- * area it searches (seen on 6.1.192). fstr_swiotlb_area_segments() is the
+ * area it searches (seen on 6.1.192). fpgastream_swiotlb_area_segments() is the
  * number of IO_TLB_SEGSIZE slot segments in one area, so that the driver
  * keeps its bounce buffers well inside one area; 0: no limit needed.
  */
 #if defined(CONFIG_SWIOTLB) && LINUX_VERSION_MAJOR == 6 && \
 	LINUX_VERSION_PATCHLEVEL < 6
-static inline unsigned long fstr_swiotlb_area_segments(struct device *dev)
+static inline unsigned long fpgastream_swiotlb_area_segments(struct device *dev)
 {
 	struct io_tlb_mem *mem = dev->dma_io_tlb_mem;
 
@@ -42,7 +42,7 @@ static inline unsigned long fstr_swiotlb_area_segments(struct device *dev)
 	return max_t(unsigned long, mem->area_nslabs / IO_TLB_SEGSIZE, 1);
 }
 #else
-static inline unsigned long fstr_swiotlb_area_segments(struct device *dev)
+static inline unsigned long fpgastream_swiotlb_area_segments(struct device *dev)
 {
 	return 0;
 }

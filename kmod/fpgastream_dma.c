@@ -21,16 +21,16 @@
 #include "fpgastream_lut.h"
 
 /* Pages pinned per pin_user_pages_fast() call: 256 MiB of 4 KiB pages. */
-#define FSTR_PIN_CHUNK		65536UL
+#define FPGASTREAM_PIN_CHUNK		65536UL
 
 /**
- * fstr_dma_translated() - is the device's DMA translated by an IOMMU?
+ * fpgastream_dma_translated() - is the device's DMA translated by an IOMMU?
  * @dev: the device
  *
  * Return: true when the DMA API maps through an IOMMU DMA domain (bus
  * addresses are IOVAs); false for dma-direct, including an identity domain.
  */
-bool fstr_dma_translated(struct device *dev)
+bool fpgastream_dma_translated(struct device *dev)
 {
 	struct iommu_domain *domain = iommu_get_domain_for_dev(dev);
 
@@ -42,8 +42,8 @@ bool fstr_dma_translated(struct device *dev)
  * the device really writes: the IOMMU's translation of the IOVA, or the
  * dma-direct translation, and see whether it lies in the swiotlb pool.
  */
-static bool fstr_dma_bounced(struct device *dev, struct iommu_domain *domain,
-			     dma_addr_t addr)
+static bool fpgastream_dma_bounced(struct device *dev, struct iommu_domain *domain,
+				   dma_addr_t addr)
 {
 	phys_addr_t phys;
 
@@ -60,7 +60,7 @@ static bool fstr_dma_bounced(struct device *dev, struct iommu_domain *domain,
  * dma_max_mapping_size() bytes), and entries should end on block
  * boundaries so that blocks are not split between segments.
  */
-static unsigned int fstr_max_segment(struct device *dev)
+static unsigned int fpgastream_max_segment(struct device *dev)
 {
 	size_t max = min_t(size_t, dma_get_max_seg_size(dev),
 			   dma_max_mapping_size(dev));
@@ -72,10 +72,10 @@ static unsigned int fstr_max_segment(struct device *dev)
 }
 
 /* swiotlb bounce segments held by the mappings of all boards */
-static atomic_long_t fstr_bounce_segs_held = ATOMIC_LONG_INIT(0);
+static atomic_long_t fpgastream_bounce_segs_held = ATOMIC_LONG_INIT(0);
 
 /* Will dma-direct bounce this sg entry through swiotlb? */
-static bool fstr_will_bounce(struct device *dev, struct scatterlist *sg)
+static bool fpgastream_will_bounce(struct device *dev, struct scatterlist *sg)
 {
 	if (is_swiotlb_force_bounce(dev))
 		return true;
@@ -85,7 +85,7 @@ static bool fstr_will_bounce(struct device *dev, struct scatterlist *sg)
 }
 
 /**
- * fstr_predict_bounce() - count the sg entries that will bounce
+ * fpgastream_predict_bounce() - count the sg entries that will bounce
  * @fdev: the board
  * @sgt: the buffer's sg table, not yet mapped
  * @misfit: out: buffer offset of the first bounced entry that cannot hold
@@ -99,8 +99,8 @@ static bool fstr_will_bounce(struct device *dev, struct scatterlist *sg)
  *
  * Return: the number of entries dma-direct will bounce through swiotlb.
  */
-static unsigned int fstr_predict_bounce(struct fstr_dev *fdev,
-					struct sg_table *sgt, u64 *misfit)
+static unsigned int fpgastream_predict_bounce(struct fpgastream_dev *fdev,
+					      struct sg_table *sgt, u64 *misfit)
 {
 	struct device *dev = &fdev->pdev->dev;
 	struct scatterlist *sg;
@@ -111,7 +111,7 @@ static unsigned int fstr_predict_bounce(struct fstr_dev *fdev,
 	if (fdev->translated)
 		return 0;
 	for_each_sgtable_sg(sgt, sg, i) {
-		if (fstr_will_bounce(dev, sg)) {
+		if (fpgastream_will_bounce(dev, sg)) {
 			if (((off | sg_phys(sg) | sg->length) &
 			     (FSTR_BLOCK_SIZE - 1)) && *misfit == U64_MAX)
 				*misfit = off;
@@ -123,7 +123,7 @@ static unsigned int fstr_predict_bounce(struct fstr_dev *fdev,
 }
 
 /**
- * fstr_bounce_reserve() - account for the swiotlb segments of a mapping
+ * fpgastream_bounce_reserve() - account for the swiotlb segments of a mapping
  * @dev: the device
  * @length: buffer bytes, for the message
  * @segs: sg entries that will bounce, each within one swiotlb segment
@@ -135,15 +135,15 @@ static unsigned int fstr_predict_bounce(struct fstr_dev *fdev,
  *
  * Return: 0, or -ENOMEM with one kernel line.
  */
-static int fstr_bounce_reserve(struct device *dev, u64 length,
-			       unsigned int segs)
+static int fpgastream_bounce_reserve(struct device *dev, u64 length,
+				     unsigned int segs)
 {
-	unsigned long limit = fstr_swiotlb_area_segments(dev) / 2;
+	unsigned long limit = fpgastream_swiotlb_area_segments(dev) / 2;
 
 	if (!limit)
 		return 0;
-	if (atomic_long_add_return(segs, &fstr_bounce_segs_held) > limit) {
-		atomic_long_sub(segs, &fstr_bounce_segs_held);
+	if (atomic_long_add_return(segs, &fpgastream_bounce_segs_held) > limit) {
+		atomic_long_sub(segs, &fpgastream_bounce_segs_held);
 		dev_err_ratelimited(dev, "a %llu-byte buffer needs %u swiotlb bounce buffers, more than this kernel handles safely (%lu in all): use a smaller buffer, an IOMMU, or a larger swiotlb=\n",
 				    length, segs, limit);
 		return -ENOMEM;
@@ -151,20 +151,20 @@ static int fstr_bounce_reserve(struct device *dev, u64 length,
 	return 0;
 }
 
-static void fstr_bounce_unreserve(struct device *dev, unsigned int segs)
+static void fpgastream_bounce_unreserve(struct device *dev, unsigned int segs)
 {
-	if (fstr_swiotlb_area_segments(dev) / 2)
-		atomic_long_sub(segs, &fstr_bounce_segs_held);
+	if (fpgastream_swiotlb_area_segments(dev) / 2)
+		atomic_long_sub(segs, &fpgastream_bounce_segs_held);
 }
 
 /* Pin @map->npages pages from @map->uaddr, in chunks. */
-static int fstr_pin(struct fstr_map *map)
+static int fpgastream_pin(struct fpgastream_mapping *map)
 {
 	unsigned long pinned = 0;
 	int ret;
 
 	while (pinned < map->npages) {
-		unsigned long n = min(map->npages - pinned, FSTR_PIN_CHUNK);
+		unsigned long n = min(map->npages - pinned, FPGASTREAM_PIN_CHUNK);
 
 		ret = pin_user_pages_fast(map->uaddr + pinned * PAGE_SIZE, n,
 					  FOLL_WRITE | FOLL_LONGTERM,
@@ -184,36 +184,36 @@ unpin_pages:
 }
 
 /* Unpin @npages of @pages, marking them dirty: the device wrote them. */
-static void fstr_unpin_dirty(struct page **pages, unsigned long npages)
+static void fpgastream_unpin_dirty(struct page **pages, unsigned long npages)
 {
 	unsigned long done, n;
 
 	for (done = 0; done < npages; done += n) {
-		n = min(npages - done, FSTR_PIN_CHUNK);
+		n = min(npages - done, FPGASTREAM_PIN_CHUNK);
 		unpin_user_pages_dirty_lock(pages + done, n, true);
 		cond_resched();
 	}
 }
 
 /* Split the mapped segments into map->lut; messages say what to do. */
-static int fstr_split(struct fstr_dev *fdev, struct fstr_map *map)
+static int fpgastream_split(struct fpgastream_dev *fdev, struct fpgastream_mapping *map)
 {
 	struct device *dev = &fdev->pdev->dev;
-	struct fstr_lut_split split;
+	struct fpgastream_lut_split split;
 	struct scatterlist *sg;
 	int ret = 0;
 	unsigned int i;
 
-	fstr_lut_split_init(&split, map->lut, map->split_map, map->nr_blocks,
-			    fdev->dma_addr_bits);
+	fpgastream_lut_split_init(&split, map->lut, map->split_map, map->nr_blocks,
+				  fdev->dma_addr_bits);
 	for_each_sgtable_dma_sg(&map->sgt, sg, i) {
-		ret = fstr_lut_split_add(&split, sg_dma_address(sg),
-					 sg_dma_len(sg));
+		ret = fpgastream_lut_split_add(&split, sg_dma_address(sg),
+					       sg_dma_len(sg));
 		if (ret)
 			break;
 	}
 	if (!ret)
-		ret = fstr_lut_split_finish(&split);
+		ret = fpgastream_lut_split_finish(&split);
 	if (!ret && split.nr_entries != map->nr_blocks)
 		ret = -EINVAL;
 
@@ -228,7 +228,7 @@ static int fstr_split(struct fstr_dev *fdev, struct fstr_map *map)
 }
 
 /**
- * fstr_map_create() - pin, charge, DMA-map and split a user buffer
+ * fpgastream_map_create() - pin, charge, DMA-map and split a user buffer
  * @fdev: the board
  * @uaddr: user address, block-aligned (checked by the caller)
  * @length: bytes, a non-zero multiple of the block size within the LUT
@@ -236,20 +236,20 @@ static int fstr_split(struct fstr_dev *fdev, struct fstr_map *map)
  * @mapp: out: the mapping
  *
  * Charges RLIMIT_MEMLOCK of current->mm (CAP_IPC_LOCK bypasses it) and
- * keeps that mm to uncharge it in fstr_map_destroy(), whoever calls it.
- * Does not touch the board: see fstr_map_program().
+ * keeps that mm to uncharge it in fpgastream_map_destroy(), whoever calls it.
+ * Does not touch the board: see fpgastream_map_program().
  *
  * Return: 0, -ENOMEM (memory, RLIMIT_MEMLOCK, swiotlb space), -EFAULT
  * (memory not mapped or not writable), -EINVAL (a block is not
  * bus-contiguous and aligned), -ERANGE (beyond DMA_ADDR_BITS, or bounced
  * with FPGASTREAM_MAP_NO_BOUNCE).
  */
-int fstr_map_create(struct fstr_dev *fdev, u64 uaddr, u64 length, u32 flags,
-		    struct fstr_map **mapp)
+int fpgastream_map_create(struct fpgastream_dev *fdev, u64 uaddr, u64 length, u32 flags,
+			  struct fpgastream_mapping **mapp)
 {
 	struct device *dev = &fdev->pdev->dev;
 	struct iommu_domain *domain = NULL;
-	struct fstr_map *map;
+	struct fpgastream_mapping *map;
 	struct scatterlist *sg;
 	unsigned int i;
 	u64 misfit;
@@ -276,18 +276,18 @@ int fstr_map_create(struct fstr_dev *fdev, u64 uaddr, u64 length, u32 flags,
 		goto uncharge;
 	}
 
-	ret = fstr_pin(map);
+	ret = fpgastream_pin(map);
 	if (ret)
 		goto free_pages;
 
 	ret = sg_alloc_table_from_pages_segment(&map->sgt, map->pages,
 						map->npages, 0, length,
-						fstr_max_segment(dev),
+						fpgastream_max_segment(dev),
 						GFP_KERNEL);
 	if (ret)
 		goto unpin;
 
-	map->bounce_segs = fstr_predict_bounce(fdev, &map->sgt, &misfit);
+	map->bounce_segs = fpgastream_predict_bounce(fdev, &map->sgt, &misfit);
 	if (map->bounce_segs && (flags & FPGASTREAM_MAP_NO_BOUNCE)) {
 		dev_dbg(dev, "buffer would bounce through swiotlb\n");
 		ret = -ERANGE;
@@ -299,7 +299,7 @@ int fstr_map_create(struct fstr_dev *fdev, u64 uaddr, u64 length, u32 flags,
 		ret = -EINVAL;
 		goto free_sgt;
 	}
-	ret = fstr_bounce_reserve(dev, length, map->bounce_segs);
+	ret = fpgastream_bounce_reserve(dev, length, map->bounce_segs);
 	if (ret)
 		goto free_sgt;
 
@@ -316,12 +316,12 @@ int fstr_map_create(struct fstr_dev *fdev, u64 uaddr, u64 length, u32 flags,
 	}
 	map->nr_segments = map->sgt.nents;
 
-	if (fstr_dma_translated(dev)) {
+	if (fpgastream_dma_translated(dev)) {
 		domain = iommu_get_domain_for_dev(dev);
 		map->mapped_flags |= FPGASTREAM_MAPPED_IOMMU;
 	}
 	for_each_sgtable_dma_sg(&map->sgt, sg, i) {
-		if (fstr_dma_bounced(dev, domain, sg_dma_address(sg))) {
+		if (fpgastream_dma_bounced(dev, domain, sg_dma_address(sg))) {
 			map->mapped_flags |= FPGASTREAM_MAPPED_BOUNCED;
 			break;
 		}
@@ -343,7 +343,7 @@ int fstr_map_create(struct fstr_dev *fdev, u64 uaddr, u64 length, u32 flags,
 		goto free_arrays;
 	}
 
-	ret = fstr_split(fdev, map);
+	ret = fpgastream_split(fdev, map);
 	if (ret)
 		goto free_arrays;
 
@@ -357,7 +357,7 @@ free_arrays:
 dma_unmap:
 	dma_unmap_sgtable(dev, &map->sgt, DMA_FROM_DEVICE, 0);
 unreserve:
-	fstr_bounce_unreserve(dev, map->bounce_segs);
+	fpgastream_bounce_unreserve(dev, map->bounce_segs);
 free_sgt:
 	sg_free_table(&map->sgt);
 unpin:
@@ -373,39 +373,39 @@ drop_mm:
 }
 
 /**
- * fstr_map_program() - write the LUT and RING_SIZE; the engine is stopped
+ * fpgastream_map_program() - write the LUT and RING_SIZE; the engine is stopped
  * @fdev: the board
  * @map: the mapping
  */
-void fstr_map_program(struct fstr_dev *fdev, const struct fstr_map *map)
+void fpgastream_map_program(struct fpgastream_dev *fdev, const struct fpgastream_mapping *map)
 {
 	u32 i;
 
 	for (i = 0; i < map->nr_blocks; i++)
-		fstr_hw_lut_write(&fdev->hw, i, map->lut[i]);
-	fstr_hw_set_ring_size(&fdev->hw, map->nr_blocks);
+		fpgastream_hw_lut_write(&fdev->hw, i, map->lut[i]);
+	fpgastream_hw_set_ring_size(&fdev->hw, map->nr_blocks);
 }
 
 /**
- * fstr_map_clear() - take the mapping out of the LUT; the engine is idle
+ * fpgastream_map_clear() - take the mapping out of the LUT; the engine is idle
  * @fdev: the board
  * @map: the mapping
  */
-void fstr_map_clear(struct fstr_dev *fdev, const struct fstr_map *map)
+void fpgastream_map_clear(struct fpgastream_dev *fdev, const struct fpgastream_mapping *map)
 {
 	u32 i;
 
-	fstr_hw_set_ring_size(&fdev->hw, 0);
+	fpgastream_hw_set_ring_size(&fdev->hw, 0);
 	for (i = 0; i < map->nr_blocks; i++)
-		fstr_hw_lut_write(&fdev->hw, i, 0);
+		fpgastream_hw_lut_write(&fdev->hw, i, 0);
 }
 
 /**
- * fstr_map_destroy() - unmap, unpin (dirty), uncharge and free a mapping
+ * fpgastream_map_destroy() - unmap, unpin (dirty), uncharge and free a mapping
  * @fdev: the board, still bound to the driver
  * @map: the mapping; the board must no longer be able to write it
  */
-void fstr_map_destroy(struct fstr_dev *fdev, struct fstr_map *map)
+void fpgastream_map_destroy(struct fpgastream_dev *fdev, struct fpgastream_mapping *map)
 {
 	struct device *dev = &fdev->pdev->dev;
 
@@ -413,17 +413,17 @@ void fstr_map_destroy(struct fstr_dev *fdev, struct fstr_map *map)
 	kvfree(map->slots);
 	kvfree(map->lut);
 	dma_unmap_sgtable(dev, &map->sgt, DMA_FROM_DEVICE, 0);
-	fstr_bounce_unreserve(dev, map->bounce_segs);
+	fpgastream_bounce_unreserve(dev, map->bounce_segs);
 	sg_free_table(&map->sgt);
-	fstr_unpin_dirty(map->pages, map->npages);
+	fpgastream_unpin_dirty(map->pages, map->npages);
 	kvfree(map->pages);
 	account_locked_vm(map->mm, map->npages, false);
 	mmdrop(map->mm);
 	kfree(map);
 }
 
-static void fstr_sync(struct device *dev, dma_addr_t addr, size_t len,
-		      bool for_cpu)
+static void fpgastream_sync(struct device *dev, dma_addr_t addr, size_t len,
+			    bool for_cpu)
 {
 	if (for_cpu)
 		dma_sync_single_for_cpu(dev, addr, len, DMA_FROM_DEVICE);
@@ -432,7 +432,7 @@ static void fstr_sync(struct device *dev, dma_addr_t addr, size_t len,
 }
 
 /**
- * fstr_map_sync_block() - sync one block for the CPU or for the device
+ * fpgastream_map_sync_block() - sync one block for the CPU or for the device
  * @fdev: the board
  * @map: the mapping
  * @blk: block index (ring slot)
@@ -444,8 +444,8 @@ static void fstr_sync(struct device *dev, dma_addr_t addr, size_t len,
  * see fpgastream_lut.c) is synced piece by piece, since each segment is a
  * separate mapping for the DMA layer.
  */
-void fstr_map_sync_block(struct fstr_dev *fdev, const struct fstr_map *map,
-			 u32 blk, bool for_cpu)
+void fpgastream_map_sync_block(struct fpgastream_dev *fdev, const struct fpgastream_mapping *map,
+			       u32 blk, bool for_cpu)
 {
 	struct device *dev = &fdev->pdev->dev;
 	u64 start = (u64)blk << FSTR_BLOCK_SHIFT;
@@ -455,8 +455,8 @@ void fstr_map_sync_block(struct fstr_dev *fdev, const struct fstr_map *map,
 	unsigned int i;
 
 	if (!test_bit(blk, map->split_map)) {
-		fstr_sync(dev, FSTR_LUT_ENTRY_ADDR(map->lut[blk]),
-			  FSTR_BLOCK_SIZE, for_cpu);
+		fpgastream_sync(dev, FSTR_LUT_ENTRY_ADDR(map->lut[blk]),
+				FSTR_BLOCK_SIZE, for_cpu);
 		return;
 	}
 
@@ -466,8 +466,8 @@ void fstr_map_sync_block(struct fstr_dev *fdev, const struct fstr_map *map,
 		u64 hi = min(end, off + len);
 
 		if (lo < hi)
-			fstr_sync(dev, sg_dma_address(sg) + (lo - off),
-				  hi - lo, for_cpu);
+			fpgastream_sync(dev, sg_dma_address(sg) + (lo - off),
+					hi - lo, for_cpu);
 		off += len;
 		if (off >= end)
 			break;

@@ -17,23 +17,23 @@
 
 #include "fpgastream_hw.h"
 
-#define FSTR_DRV_NAME		"fpgastream"
+#define FPGASTREAM_DRV_NAME		"fpgastream"
 
 /**
- * struct fstr_slot - a completed block, as the driver saw it complete
+ * struct fpgastream_slot - a completed block, as the driver saw it complete
  * @ts: ktime_get_ns() when the driver saw it complete
  * @dropped: blocks dropped at the source before this block was written,
  *	as far as the driver can tell: DROP_COUNT at the last sample taken
  *	before the block completed (a lower bound; exact when the board
  *	stalled for a RELEASE, which is when a flow-controlled board drops)
  */
-struct fstr_slot {
+struct fpgastream_slot {
 	u64 ts;
 	u64 dropped;
 };
 
 /**
- * struct fstr_map - one user buffer, pinned and mapped for the device
+ * struct fpgastream_mapping - one user buffer, pinned and mapped for the device
  * @mm: the mm charged for the pinned pages (mmgrab'ed at MAP time)
  * @uaddr: user address of the buffer
  * @length: bytes
@@ -43,14 +43,14 @@ struct fstr_slot {
  * @lut: LUT entries as programmed, one per block
  * @split_map: blocks that span more than one DMA segment
  * @slots: per ring slot, what the driver knew when the block in it
- *	completed; written under fstr_dev.irq_lock
+ *	completed; written under fpgastream_dev.irq_lock
  * @bounce_segs: DMA segments expected to bounce through swiotlb, held
- *	against the limit of fstr_bounce_reserve()
+ *	against the limit of fpgastream_bounce_reserve()
  * @nr_blocks: entries in @lut, RING_SIZE
  * @nr_segments: DMA segments of @sgt
  * @mapped_flags: FPGASTREAM_MAPPED_*
  */
-struct fstr_map {
+struct fpgastream_mapping {
 	struct mm_struct *mm;
 	u64 uaddr;
 	u64 length;
@@ -59,7 +59,7 @@ struct fstr_map {
 	struct sg_table sgt;
 	u64 *lut;
 	unsigned long *split_map;
-	struct fstr_slot *slots;
+	struct fpgastream_slot *slots;
 	unsigned int bounce_segs;
 	u32 nr_blocks;
 	u32 nr_segments;
@@ -67,7 +67,7 @@ struct fstr_map {
 };
 
 /**
- * struct fstr_stream - sequence state of the stream, zeroed by START
+ * struct fpgastream_stream - sequence state of the stream, zeroed by START
  * @active: the counters follow the board (between START and STOP)
  * @completed: blocks completed by the board, WR_COUNT extended to 64 bits
  * @last_wr: WR_COUNT when last read
@@ -88,9 +88,9 @@ struct fstr_map {
  * @flow_control: started with FPGASTREAM_START_FLOW_CONTROL
  *
  * @active through @interrupts are shared with the IRQ handler and protected
- * by fstr_dev.irq_lock; the rest by fstr_dev.lock.
+ * by fpgastream_dev.irq_lock; the rest by fpgastream_dev.lock.
  */
-struct fstr_stream {
+struct fpgastream_stream {
 	bool active;
 	u64 completed;
 	u32 last_wr;
@@ -112,13 +112,13 @@ struct fstr_stream {
 };
 
 /**
- * struct fstr_dev - one board
+ * struct fpgastream_dev - one board
  * @pdev: the PCI device; only used while bound (!@gone)
  * @hw: its mapped BARs; only used while bound (!@gone)
  * @dev: the char device's struct device, /dev/fpgastream<minor>; its
  *	refcount keeps this structure alive (open files hold a reference)
  * @cdev: the char device
- * @minor: from fstr_minor_ida
+ * @minor: from fpgastream_minor_ida
  * @irq: the Linux IRQ number of the one vector
  * @hw_version: VERSION register
  * @lut_capacity: LUT_CAPACITY register
@@ -136,9 +136,9 @@ struct fstr_stream {
  * @wedged: the engine never went idle; its buffer stays pinned forever
  * @s: the stream
  */
-struct fstr_dev {
+struct fpgastream_dev {
 	struct pci_dev *pdev;
-	struct fstr_hw hw;
+	struct fpgastream_hw hw;
 	struct device dev;
 	struct cdev cdev;
 	int minor;
@@ -161,35 +161,35 @@ struct fstr_dev {
 	struct mutex lock;
 	/*
 	 * Protects what the IRQ handler touches: the stream's counters
-	 * (fstr_stream.active .. .interrupts), @gen and @map->slots. Taken
+	 * (fpgastream_stream.active .. .interrupts), @gen and @map->slots. Taken
 	 * inside @lock, never the other way round; never held across sleep.
 	 */
 	spinlock_t irq_lock;
 	u64 gen;
 	wait_queue_head_t wq;
 
-	struct fstr_map *map;
+	struct fpgastream_mapping *map;
 	struct file *owner;
 	bool running;
 	bool started;
 	bool gone;
 	bool wedged;
-	struct fstr_stream s;
+	struct fpgastream_stream s;
 };
 
-static inline u64 fstr_max_buffer_size(const struct fstr_dev *fdev)
+static inline u64 fpgastream_max_buffer_size(const struct fpgastream_dev *fdev)
 {
 	return (u64)fdev->lut_capacity << FSTR_BLOCK_SHIFT;
 }
 
 /* fpgastream_dma.c */
-bool fstr_dma_translated(struct device *dev);
-int fstr_map_create(struct fstr_dev *fdev, u64 uaddr, u64 length, u32 flags,
-		    struct fstr_map **mapp);
-void fstr_map_program(struct fstr_dev *fdev, const struct fstr_map *map);
-void fstr_map_clear(struct fstr_dev *fdev, const struct fstr_map *map);
-void fstr_map_destroy(struct fstr_dev *fdev, struct fstr_map *map);
-void fstr_map_sync_block(struct fstr_dev *fdev, const struct fstr_map *map,
-			 u32 blk, bool for_cpu);
+bool fpgastream_dma_translated(struct device *dev);
+int fpgastream_map_create(struct fpgastream_dev *fdev, u64 uaddr, u64 length, u32 flags,
+			  struct fpgastream_mapping **mapp);
+void fpgastream_map_program(struct fpgastream_dev *fdev, const struct fpgastream_mapping *map);
+void fpgastream_map_clear(struct fpgastream_dev *fdev, const struct fpgastream_mapping *map);
+void fpgastream_map_destroy(struct fpgastream_dev *fdev, struct fpgastream_mapping *map);
+void fpgastream_map_sync_block(struct fpgastream_dev *fdev, const struct fpgastream_mapping *map,
+			       u32 blk, bool for_cpu);
 
 #endif /* FPGASTREAM_DRV_H */

@@ -86,181 +86,181 @@
 #include <linux/types.h>
 
 /**
- * struct fstr_hw - the mapped BARs of one board
+ * struct fpgastream_hw - the mapped BARs of one board
  * @regs: BAR0, the control registers
  * @lut: BAR2, the LUT
  */
-struct fstr_hw {
+struct fpgastream_hw {
 	void __iomem *regs;
 	void __iomem *lut;
 };
 
-/* Counters and status sampled together by fstr_hw_read_counters(). */
-struct fstr_hw_counters {
+/* Counters and status sampled together by fpgastream_hw_read_counters(). */
+struct fpgastream_hw_counters {
 	u32 wr_count;
 	u32 drop_count;
 	u32 status;
 };
 
-static inline u32 fstr_hw_rd(const struct fstr_hw *hw, unsigned int reg)
+static inline u32 fpgastream_hw_rd(const struct fpgastream_hw *hw, unsigned int reg)
 {
 	return readl(hw->regs + reg);
 }
 
-static inline void fstr_hw_wr(const struct fstr_hw *hw, unsigned int reg,
-			      u32 val)
+static inline void fpgastream_hw_wr(const struct fpgastream_hw *hw, unsigned int reg,
+				    u32 val)
 {
 	writel(val, hw->regs + reg);
 }
 
-static inline u32 fstr_hw_id(const struct fstr_hw *hw)
+static inline u32 fpgastream_hw_id(const struct fpgastream_hw *hw)
 {
-	return fstr_hw_rd(hw, FSTR_REG_ID);
+	return fpgastream_hw_rd(hw, FSTR_REG_ID);
 }
 
-static inline u32 fstr_hw_version(const struct fstr_hw *hw)
+static inline u32 fpgastream_hw_version(const struct fpgastream_hw *hw)
 {
-	return fstr_hw_rd(hw, FSTR_REG_VERSION);
+	return fpgastream_hw_rd(hw, FSTR_REG_VERSION);
 }
 
-static inline u32 fstr_hw_lut_capacity(const struct fstr_hw *hw)
+static inline u32 fpgastream_hw_lut_capacity(const struct fpgastream_hw *hw)
 {
-	return fstr_hw_rd(hw, FSTR_REG_LUT_CAPACITY);
+	return fpgastream_hw_rd(hw, FSTR_REG_LUT_CAPACITY);
 }
 
-static inline u32 fstr_hw_block_shift(const struct fstr_hw *hw)
+static inline u32 fpgastream_hw_block_shift(const struct fpgastream_hw *hw)
 {
-	return fstr_hw_rd(hw, FSTR_REG_BLOCK_SHIFT);
+	return fpgastream_hw_rd(hw, FSTR_REG_BLOCK_SHIFT);
 }
 
-static inline u32 fstr_hw_dma_addr_bits(const struct fstr_hw *hw)
+static inline u32 fpgastream_hw_dma_addr_bits(const struct fpgastream_hw *hw)
 {
-	return fstr_hw_rd(hw, FSTR_REG_DMA_ADDR_BITS);
+	return fpgastream_hw_rd(hw, FSTR_REG_DMA_ADDR_BITS);
 }
 
 /* All ones: the board no longer answers (surprise removal, dead link). */
-static inline bool fstr_hw_absent(u32 val)
+static inline bool fpgastream_hw_absent(u32 val)
 {
 	return val == 0xffffffff;
 }
 
-static inline bool fstr_hw_status_faulted(u32 status)
+static inline bool fpgastream_hw_status_faulted(u32 status)
 {
-	return !fstr_hw_absent(status) && (status & FSTR_STATUS_FAULTS);
+	return !fpgastream_hw_absent(status) && (status & FSTR_STATUS_FAULTS);
 }
 
-static inline bool fstr_hw_status_lut_fault(u32 status)
+static inline bool fpgastream_hw_status_lut_fault(u32 status)
 {
 	return status & FSTR_STATUS_LUT_FAULT;
 }
 
 /**
- * fstr_hw_soft_reset() - zero the counters and sticky bits, keep the LUT
+ * fpgastream_hw_soft_reset() - zero the counters and sticky bits, keep the LUT
  * @hw: the board
  *
  * Only with ENABLE clear. Return: 0, or -ETIMEDOUT if SOFT_RESET did not
  * clear itself within 10 ms.
  */
-static inline int fstr_hw_soft_reset(const struct fstr_hw *hw)
+static inline int fpgastream_hw_soft_reset(const struct fpgastream_hw *hw)
 {
 	u32 ctrl;
 
-	fstr_hw_wr(hw, FSTR_REG_CTRL, FSTR_CTRL_SOFT_RESET);
+	fpgastream_hw_wr(hw, FSTR_REG_CTRL, FSTR_CTRL_SOFT_RESET);
 	return readl_poll_timeout(hw->regs + FSTR_REG_CTRL, ctrl,
 				  !(ctrl & FSTR_CTRL_SOFT_RESET) ||
-				  fstr_hw_absent(ctrl), 10, 10000);
+				  fpgastream_hw_absent(ctrl), 10, 10000);
 }
 
-static inline void fstr_hw_set_coalesce(const struct fstr_hw *hw, u32 count,
-					u32 usec)
+static inline void fpgastream_hw_set_coalesce(const struct fpgastream_hw *hw, u32 count,
+					      u32 usec)
 {
-	fstr_hw_wr(hw, FSTR_REG_IRQ_COALESCE_COUNT, count);
-	fstr_hw_wr(hw, FSTR_REG_IRQ_COALESCE_USEC, usec);
+	fpgastream_hw_wr(hw, FSTR_REG_IRQ_COALESCE_COUNT, count);
+	fpgastream_hw_wr(hw, FSTR_REG_IRQ_COALESCE_USEC, usec);
 }
 
-static inline void fstr_hw_start(const struct fstr_hw *hw, bool flow_control)
+static inline void fpgastream_hw_start(const struct fpgastream_hw *hw, bool flow_control)
 {
 	u32 ctrl = FSTR_CTRL_ENABLE | FSTR_CTRL_IRQ_ENABLE;
 
 	if (flow_control)
 		ctrl |= FSTR_CTRL_FLOW_CONTROL;
-	fstr_hw_wr(hw, FSTR_REG_CTRL, ctrl);
+	fpgastream_hw_wr(hw, FSTR_REG_CTRL, ctrl);
 }
 
 /* Clear ENABLE (and IRQ_ENABLE); the engine then goes IDLE. */
-static inline void fstr_hw_stop(const struct fstr_hw *hw)
+static inline void fpgastream_hw_stop(const struct fpgastream_hw *hw)
 {
-	fstr_hw_wr(hw, FSTR_REG_CTRL, 0);
+	fpgastream_hw_wr(hw, FSTR_REG_CTRL, 0);
 }
 
 /**
- * fstr_hw_wait_idle() - wait for STATUS.IDLE after fstr_hw_stop()
+ * fpgastream_hw_wait_idle() - wait for STATUS.IDLE after fpgastream_hw_stop()
  * @hw: the board
  * @timeout_us: how long to wait
  *
  * Return: 0 when idle, -ENODEV when the board reads all ones (it is gone
  * and can no longer write memory), -ETIMEDOUT otherwise.
  */
-static inline int fstr_hw_wait_idle(const struct fstr_hw *hw,
-				    unsigned long timeout_us)
+static inline int fpgastream_hw_wait_idle(const struct fpgastream_hw *hw,
+					  unsigned long timeout_us)
 {
 	u32 status;
 	int ret;
 
 	ret = readl_poll_timeout(hw->regs + FSTR_REG_STATUS, status,
 				 status & FSTR_STATUS_IDLE, 100, timeout_us);
-	if (fstr_hw_absent(status))
+	if (fpgastream_hw_absent(status))
 		return -ENODEV;
 	return ret;
 }
 
-static inline u32 fstr_hw_irq_status(const struct fstr_hw *hw)
+static inline u32 fpgastream_hw_irq_status(const struct fpgastream_hw *hw)
 {
-	return fstr_hw_rd(hw, FSTR_REG_IRQ_STATUS);
+	return fpgastream_hw_rd(hw, FSTR_REG_IRQ_STATUS);
 }
 
-static inline void fstr_hw_irq_ack(const struct fstr_hw *hw, u32 bits)
+static inline void fpgastream_hw_irq_ack(const struct fpgastream_hw *hw, u32 bits)
 {
-	fstr_hw_wr(hw, FSTR_REG_IRQ_STATUS, bits);
+	fpgastream_hw_wr(hw, FSTR_REG_IRQ_STATUS, bits);
 }
 
 /* Is this IRQ_STATUS value ours (not 0, not all ones)? */
-static inline bool fstr_hw_irq_pending(u32 irq_status)
+static inline bool fpgastream_hw_irq_pending(u32 irq_status)
 {
-	return !fstr_hw_absent(irq_status) && (irq_status & FSTR_IRQ_ALL);
+	return !fpgastream_hw_absent(irq_status) && (irq_status & FSTR_IRQ_ALL);
 }
 
 /*
  * DROP_COUNT is read before WR_COUNT: every drop counted then happened
  * before any block that completes after the WR_COUNT read.
  */
-static inline void fstr_hw_read_counters(const struct fstr_hw *hw,
-					 struct fstr_hw_counters *c)
+static inline void fpgastream_hw_read_counters(const struct fpgastream_hw *hw,
+					       struct fpgastream_hw_counters *c)
 {
-	c->drop_count = fstr_hw_rd(hw, FSTR_REG_DROP_COUNT);
-	c->wr_count = fstr_hw_rd(hw, FSTR_REG_WR_COUNT);
-	c->status = fstr_hw_rd(hw, FSTR_REG_STATUS);
+	c->drop_count = fpgastream_hw_rd(hw, FSTR_REG_DROP_COUNT);
+	c->wr_count = fpgastream_hw_rd(hw, FSTR_REG_WR_COUNT);
+	c->status = fpgastream_hw_rd(hw, FSTR_REG_STATUS);
 }
 
 /* Only while not RUNNING; 0 takes the LUT out of use. */
-static inline void fstr_hw_set_ring_size(const struct fstr_hw *hw, u32 n)
+static inline void fpgastream_hw_set_ring_size(const struct fpgastream_hw *hw, u32 n)
 {
-	fstr_hw_wr(hw, FSTR_REG_RING_SIZE, n);
+	fpgastream_hw_wr(hw, FSTR_REG_RING_SIZE, n);
 }
 
-static inline void fstr_hw_set_rd_count(const struct fstr_hw *hw, u32 n)
+static inline void fpgastream_hw_set_rd_count(const struct fpgastream_hw *hw, u32 n)
 {
-	fstr_hw_wr(hw, FSTR_REG_RD_COUNT, n);
+	fpgastream_hw_wr(hw, FSTR_REG_RD_COUNT, n);
 }
 
 /* One entry, low half first: the entry takes effect on the high half. */
-static inline void fstr_hw_lut_write(const struct fstr_hw *hw, u32 index,
-				     u64 entry)
+static inline void fpgastream_hw_lut_write(const struct fpgastream_hw *hw, u32 index,
+					   u64 entry)
 {
 	lo_hi_writeq(entry, hw->lut + (size_t)index * FSTR_LUT_ENTRY_SIZE);
 }
 
-static inline u64 fstr_hw_lut_bar_len(u32 capacity)
+static inline u64 fpgastream_hw_lut_bar_len(u32 capacity)
 {
 	return (u64)capacity * FSTR_LUT_ENTRY_SIZE;
 }

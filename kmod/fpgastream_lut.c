@@ -28,15 +28,15 @@
 #define FSTR_LUT_BITS_PER_LONG	(8 * sizeof(unsigned long))
 
 /**
- * fstr_lut_split_init() - start a split
+ * fpgastream_lut_split_init() - start a split
  * @s: state to initialise
  * @entries: output array of @capacity LUT entries
  * @split_map: optional zeroed bitmap of @capacity bits, or NULL
  * @capacity: number of blocks the buffer holds (and room in @entries)
  * @addr_bits: DMA_ADDR_BITS of the board
  */
-void fstr_lut_split_init(struct fstr_lut_split *s, __u64 *entries,
-			 unsigned long *split_map, __u32 capacity,
+void fpgastream_lut_split_init(struct fpgastream_lut_split *s, __u64 *entries,
+			       unsigned long *split_map, __u32 capacity,
 			 unsigned int addr_bits)
 {
 	s->entries = entries;
@@ -51,14 +51,14 @@ void fstr_lut_split_init(struct fstr_lut_split *s, __u64 *entries,
 }
 
 /* Does the block-aligned window around @addr reach above addr_bits? */
-static int fstr_lut_too_wide(const struct fstr_lut_split *s, __u64 addr)
+static int fpgastream_lut_too_wide(const struct fpgastream_lut_split *s, __u64 addr)
 {
 	__u64 last = addr | (FSTR_BLOCK_SIZE - 1);
 
 	return s->addr_bits < 64 && (last >> s->addr_bits) != 0;
 }
 
-static void fstr_lut_emit(struct fstr_lut_split *s)
+static void fpgastream_lut_emit(struct fpgastream_lut_split *s)
 {
 	__u32 i = s->nr_entries;
 
@@ -72,7 +72,7 @@ static void fstr_lut_emit(struct fstr_lut_split *s)
 }
 
 /**
- * fstr_lut_split_add() - feed the next DMA segment, in buffer order
+ * fpgastream_lut_split_add() - feed the next DMA segment, in buffer order
  * @s: split state
  * @addr: bus address of the segment
  * @len: length of the segment in bytes
@@ -81,7 +81,7 @@ static void fstr_lut_emit(struct fstr_lut_split *s)
  * @s->nr_entries is the index of the offending block and @s->bad_addr the
  * bus address that broke it.
  */
-int fstr_lut_split_add(struct fstr_lut_split *s, __u64 addr, __u64 len)
+int fpgastream_lut_split_add(struct fpgastream_lut_split *s, __u64 addr, __u64 len)
 {
 	if (!len)
 		return 0;
@@ -98,7 +98,7 @@ int fstr_lut_split_add(struct fstr_lut_split *s, __u64 addr, __u64 len)
 				s->bad_addr = addr;
 				return -EOVERFLOW;
 			}
-			if (fstr_lut_too_wide(s, addr)) {
+			if (fpgastream_lut_too_wide(s, addr)) {
 				s->bad_addr = addr;
 				return -ERANGE;
 			}
@@ -121,18 +121,18 @@ int fstr_lut_split_add(struct fstr_lut_split *s, __u64 addr, __u64 len)
 		len -= take;
 
 		if (s->cur_fill == FSTR_BLOCK_SIZE)
-			fstr_lut_emit(s);
+			fpgastream_lut_emit(s);
 	}
 	return 0;
 }
 
 /**
- * fstr_lut_split_finish() - end a split
+ * fpgastream_lut_split_finish() - end a split
  * @s: split state
  *
  * Return: 0 if the segments ended on a block boundary, else -EINVAL.
  */
-int fstr_lut_split_finish(struct fstr_lut_split *s)
+int fpgastream_lut_split_finish(struct fpgastream_lut_split *s)
 {
 	if (s->cur_fill) {
 		s->bad_addr = s->cur_start + s->cur_fill;

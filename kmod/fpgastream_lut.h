@@ -13,7 +13,7 @@
 #include <linux/types.h>
 
 /**
- * struct fstr_lut_split - state of one split, fed segment by segment
+ * struct fpgastream_lut_split - state of one split, fed segment by segment
  * @entries: out: LUT entries, entry i covers buffer offset i * block size
  * @split_map: out, optional: bitmap (bit i in word i / BITS_PER_LONG) of
  *	the blocks that span more than one DMA segment
@@ -25,7 +25,7 @@
  * @cur_pieces: DMA segments that contributed to that block
  * @bad_addr: on error, the offending bus address
  */
-struct fstr_lut_split {
+struct fpgastream_lut_split {
 	__u64 *entries;
 	unsigned long *split_map;
 	__u32 capacity;
@@ -37,10 +37,10 @@ struct fstr_lut_split {
 	__u64 bad_addr;
 };
 
-void fstr_lut_split_init(struct fstr_lut_split *s, __u64 *entries,
-			 unsigned long *split_map, __u32 capacity,
+void fpgastream_lut_split_init(struct fpgastream_lut_split *s, __u64 *entries,
+			       unsigned long *split_map, __u32 capacity,
 			 unsigned int addr_bits);
-int fstr_lut_split_add(struct fstr_lut_split *s, __u64 addr, __u64 len);
-int fstr_lut_split_finish(struct fstr_lut_split *s);
+int fpgastream_lut_split_add(struct fpgastream_lut_split *s, __u64 addr, __u64 len);
+int fpgastream_lut_split_finish(struct fpgastream_lut_split *s);
 
 #endif /* FPGASTREAM_LUT_H */

@@ -25,7 +25,7 @@
 #include "fpgastream_compat.h"
 #include "fpgastream_drv.h"
 
-#define FSTR_MAX_DEVICES	256
+#define FPGASTREAM_MAX_DEVICES	256
 /* STATUS.IDLE is due within 10 ms; allow for stalls (the emulator: 50 ms). */
 #define FSTR_IDLE_TIMEOUT_US	(100 * USEC_PER_MSEC)
 /* Largest DMA segment: the biggest block multiple that fits the field. */
@@ -35,49 +35,49 @@ static char ids[1024] __initdata;
 module_param_string(ids, ids, sizeof(ids), 0);
 MODULE_PARM_DESC(ids, "More PCI IDs to bind: \"vendor:device[,vendor:device...]\", hex");
 
-static struct class fstr_class = {
-	.name = FSTR_DRV_NAME,
+static struct class fpgastream_class = {
+	.name = FPGASTREAM_DRV_NAME,
 };
 
-static dev_t fstr_devt;
-static DEFINE_IDA(fstr_minor_ida);
+static dev_t fpgastream_devt;
+static DEFINE_IDA(fpgastream_minor_ida);
 
-static const char * const fstr_state_names[] = {
+static const char * const fpgastream_state_names[] = {
 	"idle", "mapped", "running", "stopped", "fault", "gone",
 };
 
-enum fstr_state {
-	FSTR_STATE_IDLE,
-	FSTR_STATE_MAPPED,
-	FSTR_STATE_RUNNING,
-	FSTR_STATE_STOPPED,
-	FSTR_STATE_FAULT,
-	FSTR_STATE_GONE,
+enum fpgastream_state {
+	FPGASTREAM_STATE_IDLE,
+	FPGASTREAM_STATE_MAPPED,
+	FPGASTREAM_STATE_RUNNING,
+	FPGASTREAM_STATE_STOPPED,
+	FPGASTREAM_STATE_FAULT,
+	FPGASTREAM_STATE_GONE,
 };
 
 /* Caller holds fdev->lock. */
-static enum fstr_state fstr_state(struct fstr_dev *fdev)
+static enum fpgastream_state fpgastream_state(struct fpgastream_dev *fdev)
 {
 	u32 fault;
 
 	if (fdev->gone)
-		return FSTR_STATE_GONE;
+		return FPGASTREAM_STATE_GONE;
 	if (!fdev->map)
-		return FSTR_STATE_IDLE;
+		return FPGASTREAM_STATE_IDLE;
 	spin_lock_irq(&fdev->irq_lock);
 	fault = fdev->s.fault;
 	spin_unlock_irq(&fdev->irq_lock);
 	if (fault || fdev->wedged)
-		return FSTR_STATE_FAULT;
+		return FPGASTREAM_STATE_FAULT;
 	if (fdev->running)
-		return FSTR_STATE_RUNNING;
+		return FPGASTREAM_STATE_RUNNING;
 	if (fdev->started)
-		return FSTR_STATE_STOPPED;
-	return FSTR_STATE_MAPPED;
+		return FPGASTREAM_STATE_STOPPED;
+	return FPGASTREAM_STATE_MAPPED;
 }
 
 /* Tell readers and pollers that something changed. */
-static void fstr_wake(struct fstr_dev *fdev)
+static void fpgastream_wake(struct fpgastream_dev *fdev)
 {
 	unsigned long flags;
 
@@ -88,7 +88,7 @@ static void fstr_wake(struct fstr_dev *fdev)
 }
 
 /**
- * fstr_refresh_locked() - fold the board's counters into the stream
+ * fpgastream_refresh_locked() - fold the board's counters into the stream
  * @fdev: the board
  *
  * Extends WR_COUNT and DROP_COUNT to 64 bits, stamps newly completed
@@ -98,22 +98,22 @@ static void fstr_wake(struct fstr_dev *fdev)
  *
  * Return: true if anything changed (readers should be woken).
  */
-static bool fstr_refresh_locked(struct fstr_dev *fdev)
+static bool fpgastream_refresh_locked(struct fpgastream_dev *fdev)
 {
-	struct fstr_stream *s = &fdev->s;
-	struct fstr_hw_counters c;
+	struct fpgastream_stream *s = &fdev->s;
+	struct fpgastream_hw_counters c;
 	bool changed = false;
 	u32 delta;
 
 	if (!s->active)
 		return false;
-	fstr_hw_read_counters(&fdev->hw, &c);
-	if (fstr_hw_absent(c.status))
+	fpgastream_hw_read_counters(&fdev->hw, &c);
+	if (fpgastream_hw_absent(c.status))
 		return false;
 
 	delta = c.wr_count - s->last_wr;
 	if (delta) {
-		struct fstr_slot *slots = fdev->map->slots;
+		struct fpgastream_slot *slots = fdev->map->slots;
 		u32 nr = fdev->map->nr_blocks;
 		u64 now = ktime_get_ns();
 		u64 seq = s->completed;
@@ -122,7 +122,7 @@ static bool fstr_refresh_locked(struct fstr_dev *fdev)
 		s->completed += delta;
 		if (s->completed - seq > nr)
 			seq = s->completed - nr;
-		/* s->dropped is still the previous sample: see fstr_slot */
+		/* s->dropped is still the previous sample: see fpgastream_slot */
 		for (; seq < s->completed; seq++) {
 			slots[seq % nr].ts = now;
 			slots[seq % nr].dropped = s->dropped;
@@ -137,10 +137,10 @@ static bool fstr_refresh_locked(struct fstr_dev *fdev)
 		changed = true;
 	}
 
-	if (fstr_hw_status_faulted(c.status) && !s->fault) {
+	if (fpgastream_hw_status_faulted(c.status) && !s->fault) {
 		s->fault = c.status & FSTR_STATUS_FAULTS;
 		dev_err_ratelimited(&fdev->pdev->dev, "stream stopped by a %s (STATUS %#x)\n",
-				    fstr_hw_status_lut_fault(c.status) ?
+				    fpgastream_hw_status_lut_fault(c.status) ?
 				    "LUT fault" : "DMA error", c.status);
 		changed = true;
 	}
@@ -149,19 +149,19 @@ static bool fstr_refresh_locked(struct fstr_dev *fdev)
 	return changed;
 }
 
-static irqreturn_t fstr_irq(int irq, void *data)
+static irqreturn_t fpgastream_irq(int irq, void *data)
 {
-	struct fstr_dev *fdev = data;
+	struct fpgastream_dev *fdev = data;
 	u32 status;
 
-	status = fstr_hw_irq_status(&fdev->hw);
-	if (!fstr_hw_irq_pending(status))
+	status = fpgastream_hw_irq_status(&fdev->hw);
+	if (!fpgastream_hw_irq_pending(status))
 		return IRQ_NONE;
-	fstr_hw_irq_ack(&fdev->hw, status);
+	fpgastream_hw_irq_ack(&fdev->hw, status);
 
 	spin_lock(&fdev->irq_lock);
 	fdev->s.interrupts++;
-	fstr_refresh_locked(fdev);
+	fpgastream_refresh_locked(fdev);
 	spin_unlock(&fdev->irq_lock);
 
 	wake_up_interruptible_all(&fdev->wq);
@@ -169,7 +169,7 @@ static irqreturn_t fstr_irq(int irq, void *data)
 }
 
 /**
- * fstr_stop_engine() - stop the engine and wait until it can no longer write
+ * fpgastream_stop_engine() - stop the engine and wait until it can no longer write
  * @fdev: the board; caller holds fdev->lock
  *
  * Clears ENABLE and waits for IDLE; on timeout soft-resets and waits again.
@@ -179,16 +179,16 @@ static irqreturn_t fstr_irq(int irq, void *data)
  * Return: 0 when idle (or the board is gone), -EIO when it never went idle;
  * the device is then wedged and its buffer must stay pinned.
  */
-static int fstr_stop_engine(struct fstr_dev *fdev)
+static int fpgastream_stop_engine(struct fpgastream_dev *fdev)
 {
 	struct device *dev = &fdev->pdev->dev;
 	int ret;
 
-	fstr_hw_stop(&fdev->hw);
-	ret = fstr_hw_wait_idle(&fdev->hw, FSTR_IDLE_TIMEOUT_US);
+	fpgastream_hw_stop(&fdev->hw);
+	ret = fpgastream_hw_wait_idle(&fdev->hw, FSTR_IDLE_TIMEOUT_US);
 
 	spin_lock_irq(&fdev->irq_lock);
-	fstr_refresh_locked(fdev);
+	fpgastream_refresh_locked(fdev);
 	fdev->s.active = false;
 	spin_unlock_irq(&fdev->irq_lock);
 	fdev->running = false;
@@ -196,17 +196,17 @@ static int fstr_stop_engine(struct fstr_dev *fdev)
 	if (ret == -ETIMEDOUT) {
 		dev_warn(dev, "engine not idle %lu ms after stop, resetting it\n",
 			 FSTR_IDLE_TIMEOUT_US / USEC_PER_MSEC);
-		fstr_hw_soft_reset(&fdev->hw);
-		ret = fstr_hw_wait_idle(&fdev->hw, FSTR_IDLE_TIMEOUT_US);
+		fpgastream_hw_soft_reset(&fdev->hw);
+		ret = fpgastream_hw_wait_idle(&fdev->hw, FSTR_IDLE_TIMEOUT_US);
 	}
-	fstr_wake(fdev);
+	fpgastream_wake(fdev);
 	/* Once seen idle again, the board may be used again. */
 	fdev->wedged = ret == -ETIMEDOUT;
 	return fdev->wedged ? -EIO : 0;
 }
 
 /**
- * fstr_teardown() - stop the board and release the mapping
+ * fpgastream_teardown() - stop the board and release the mapping
  * @fdev: the board, still bound; caller holds fdev->lock
  *
  * In this order: stop, wait for IDLE, clear the LUT and RING_SIZE, DMA
@@ -214,29 +214,29 @@ static int fstr_stop_engine(struct fstr_dev *fdev)
  * mapping is leaked on purpose: freeing memory the board may still write
  * would be worse.
  */
-static void fstr_teardown(struct fstr_dev *fdev)
+static void fpgastream_teardown(struct fpgastream_dev *fdev)
 {
-	struct fstr_map *map = fdev->map;
+	struct fpgastream_mapping *map = fdev->map;
 
 	if (!map)
 		return;
-	if (fstr_stop_engine(fdev)) {
+	if (fpgastream_stop_engine(fdev)) {
 		dev_err(&fdev->pdev->dev, "engine never went idle: leaving the %llu-byte buffer pinned forever\n",
 			map->length);
 	} else {
-		fstr_map_clear(fdev, map);
-		fstr_map_destroy(fdev, map);
+		fpgastream_map_clear(fdev, map);
+		fpgastream_map_destroy(fdev, map);
 	}
 	fdev->map = NULL;
 	fdev->owner = NULL;
 	fdev->started = false;
-	fstr_wake(fdev);
+	fpgastream_wake(fdev);
 }
 
 /* Caller holds fdev->lock. */
-static void fstr_get_stats(struct fstr_dev *fdev, struct fpgastream_stats *st)
+static void fpgastream_get_stats(struct fpgastream_dev *fdev, struct fpgastream_stats *st)
 {
-	struct fstr_stream *s = &fdev->s;
+	struct fpgastream_stream *s = &fdev->s;
 
 	memset(st, 0, sizeof(*st));
 	spin_lock_irq(&fdev->irq_lock);
@@ -250,12 +250,12 @@ static void fstr_get_stats(struct fstr_dev *fdev, struct fpgastream_stats *st)
 	st->read_calls = s->read_calls;
 }
 
-static bool fstr_reserved_clear(const void *p, size_t len)
+static bool fpgastream_reserved_clear(const void *p, size_t len)
 {
 	return !memchr_inv(p, 0, len);
 }
 
-static int fstr_ioc_info(struct fstr_dev *fdev, void __user *arg)
+static int fpgastream_ioc_info(struct fpgastream_dev *fdev, void __user *arg)
 {
 	struct fpgastream_info info = {
 		.abi_version = FPGASTREAM_ABI_VERSION,
@@ -264,7 +264,7 @@ static int fstr_ioc_info(struct fstr_dev *fdev, void __user *arg)
 		.lut_capacity = fdev->lut_capacity,
 		.dma_addr_bits = fdev->dma_addr_bits,
 		.flags = fdev->translated ? FPGASTREAM_INFO_IOMMU : 0,
-		.max_buffer_size = fstr_max_buffer_size(fdev),
+		.max_buffer_size = fpgastream_max_buffer_size(fdev),
 	};
 
 	/* No lock: these never change while the device exists. */
@@ -273,20 +273,20 @@ static int fstr_ioc_info(struct fstr_dev *fdev, void __user *arg)
 	return copy_to_user(arg, &info, sizeof(info)) ? -EFAULT : 0;
 }
 
-static int fstr_ioc_map(struct fstr_dev *fdev, struct file *file,
-			void __user *arg)
+static int fpgastream_ioc_map(struct fpgastream_dev *fdev, struct file *file,
+			      void __user *arg)
 {
 	struct fpgastream_map m;
-	struct fstr_map *map;
+	struct fpgastream_mapping *map;
 	int ret;
 
 	if (copy_from_user(&m, arg, sizeof(m)))
 		return -EFAULT;
 	if ((m.flags & ~FPGASTREAM_MAP_NO_BOUNCE) ||
-	    !fstr_reserved_clear(m.reserved, sizeof(m.reserved)))
+	    !fpgastream_reserved_clear(m.reserved, sizeof(m.reserved)))
 		return -EINVAL;
 	if (!m.length || (m.addr | m.length) & (FSTR_BLOCK_SIZE - 1) ||
-	    m.length > fstr_max_buffer_size(fdev) ||
+	    m.length > fpgastream_max_buffer_size(fdev) ||
 	    m.addr + m.length < m.addr || m.addr != (unsigned long)m.addr)
 		return -EINVAL;
 	if (!access_ok((void __user *)(unsigned long)m.addr, m.length))
@@ -301,11 +301,11 @@ static int fstr_ioc_map(struct fstr_dev *fdev, struct file *file,
 		ret = -EBUSY;
 		goto unlock;
 	}
-	if (fdev->wedged && fstr_stop_engine(fdev)) {
+	if (fdev->wedged && fpgastream_stop_engine(fdev)) {
 		ret = -EIO;
 		goto unlock;
 	}
-	ret = fstr_map_create(fdev, m.addr, m.length, m.flags, &map);
+	ret = fpgastream_map_create(fdev, m.addr, m.length, m.flags, &map);
 	if (ret)
 		goto unlock;
 
@@ -313,11 +313,11 @@ static int fstr_ioc_map(struct fstr_dev *fdev, struct file *file,
 	m.nr_segments = map->nr_segments;
 	m.mapped_flags = map->mapped_flags;
 	if (copy_to_user(arg, &m, sizeof(m))) {
-		fstr_map_destroy(fdev, map);
+		fpgastream_map_destroy(fdev, map);
 		ret = -EFAULT;
 		goto unlock;
 	}
-	fstr_map_program(fdev, map);
+	fpgastream_map_program(fdev, map);
 	/* A new mapping starts clean: no fault, no counters of the last one. */
 	spin_lock_irq(&fdev->irq_lock);
 	memset(&fdev->s, 0, sizeof(fdev->s));
@@ -331,7 +331,7 @@ unlock:
 }
 
 /* Caller holds fdev->lock: -ENODEV, -EINVAL (no mapping here) or 0. */
-static int fstr_check_owner(struct fstr_dev *fdev, struct file *file)
+static int fpgastream_check_owner(struct fpgastream_dev *fdev, struct file *file)
 {
 	if (fdev->gone)
 		return -ENODEV;
@@ -340,60 +340,60 @@ static int fstr_check_owner(struct fstr_dev *fdev, struct file *file)
 	return 0;
 }
 
-static int fstr_ioc_unmap(struct fstr_dev *fdev, struct file *file)
+static int fpgastream_ioc_unmap(struct fpgastream_dev *fdev, struct file *file)
 {
 	int ret;
 
 	mutex_lock(&fdev->lock);
-	ret = fstr_check_owner(fdev, file);
+	ret = fpgastream_check_owner(fdev, file);
 	if (!ret)
-		fstr_teardown(fdev);
+		fpgastream_teardown(fdev);
 	mutex_unlock(&fdev->lock);
 	return ret;
 }
 
-static int fstr_ioc_start(struct fstr_dev *fdev, struct file *file,
-			  void __user *arg)
+static int fpgastream_ioc_start(struct fpgastream_dev *fdev, struct file *file,
+				void __user *arg)
 {
 	struct fpgastream_start st;
-	struct fstr_stream *s = &fdev->s;
+	struct fpgastream_stream *s = &fdev->s;
 	int ret;
 
 	if (copy_from_user(&st, arg, sizeof(st)))
 		return -EFAULT;
 	if ((st.flags & ~FPGASTREAM_START_FLOW_CONTROL) ||
-	    !fstr_reserved_clear(st.reserved, sizeof(st.reserved)))
+	    !fpgastream_reserved_clear(st.reserved, sizeof(st.reserved)))
 		return -EINVAL;
 
 	mutex_lock(&fdev->lock);
-	ret = fstr_check_owner(fdev, file);
+	ret = fpgastream_check_owner(fdev, file);
 	if (ret)
 		goto unlock;
-	if (fdev->wedged && fstr_stop_engine(fdev)) {
+	if (fdev->wedged && fpgastream_stop_engine(fdev)) {
 		ret = -EIO;
 		goto unlock;
 	}
 	if (fdev->running) {
 		spin_lock_irq(&fdev->irq_lock);
-		fstr_refresh_locked(fdev);
+		fpgastream_refresh_locked(fdev);
 		ret = s->fault ? 0 : -EBUSY;
 		spin_unlock_irq(&fdev->irq_lock);
 		if (ret)
 			goto unlock;
 		/* The engine stopped on a fault: quiesce it properly. */
-		ret = fstr_stop_engine(fdev);
+		ret = fpgastream_stop_engine(fdev);
 		if (ret)
 			goto unlock;
 	}
 
-	ret = fstr_hw_soft_reset(&fdev->hw);
+	ret = fpgastream_hw_soft_reset(&fdev->hw);
 	if (ret) {
 		dev_err_ratelimited(&fdev->pdev->dev, "soft reset did not complete\n");
 		ret = -EIO;
 		goto unlock;
 	}
-	fstr_hw_set_coalesce(&fdev->hw, st.irq_coalesce_count,
-			     st.irq_coalesce_usec);
+	fpgastream_hw_set_coalesce(&fdev->hw, st.irq_coalesce_count,
+				   st.irq_coalesce_usec);
 
 	spin_lock_irq(&fdev->irq_lock);
 	memset(s, 0, sizeof(*s));
@@ -403,21 +403,21 @@ static int fstr_ioc_start(struct fstr_dev *fdev, struct file *file,
 	fdev->running = true;
 	fdev->started = true;
 
-	fstr_hw_start(&fdev->hw, s->flow_control);
-	fstr_wake(fdev);
+	fpgastream_hw_start(&fdev->hw, s->flow_control);
+	fpgastream_wake(fdev);
 unlock:
 	mutex_unlock(&fdev->lock);
 	return ret;
 }
 
-static int fstr_ioc_stop(struct fstr_dev *fdev, struct file *file)
+static int fpgastream_ioc_stop(struct fpgastream_dev *fdev, struct file *file)
 {
 	int ret;
 
 	mutex_lock(&fdev->lock);
-	ret = fstr_check_owner(fdev, file);
+	ret = fpgastream_check_owner(fdev, file);
 	if (!ret && fdev->running) {
-		ret = fstr_stop_engine(fdev);
+		ret = fpgastream_stop_engine(fdev);
 		if (ret)
 			dev_err(&fdev->pdev->dev, "engine never went idle after stop\n");
 	}
@@ -425,10 +425,10 @@ static int fstr_ioc_stop(struct fstr_dev *fdev, struct file *file)
 	return ret;
 }
 
-static int fstr_ioc_release(struct fstr_dev *fdev, struct file *file,
-			    u64 __user *arg)
+static int fpgastream_ioc_release(struct fpgastream_dev *fdev, struct file *file,
+				  u64 __user *arg)
 {
-	struct fstr_stream *s = &fdev->s;
+	struct fpgastream_stream *s = &fdev->s;
 	u64 count, live, i;
 	bool changed;
 	int ret;
@@ -437,7 +437,7 @@ static int fstr_ioc_release(struct fstr_dev *fdev, struct file *file,
 		return -EFAULT;
 
 	mutex_lock(&fdev->lock);
-	ret = fstr_check_owner(fdev, file);
+	ret = fpgastream_check_owner(fdev, file);
 	if (ret)
 		goto unlock;
 	if (count > s->announced - s->released) {
@@ -449,8 +449,8 @@ static int fstr_ioc_release(struct fstr_dev *fdev, struct file *file,
 	live = count - min(count, s->dead);
 	s->dead -= count - live;
 	for (i = 0; i < live; i++)
-		fstr_map_sync_block(fdev, fdev->map,
-				    (s->rel_seq + i) % fdev->map->nr_blocks,
+		fpgastream_map_sync_block(fdev, fdev->map,
+					  (s->rel_seq + i) % fdev->map->nr_blocks,
 				    false);
 	s->rel_seq += live;
 	s->released += count;
@@ -461,9 +461,9 @@ static int fstr_ioc_release(struct fstr_dev *fdev, struct file *file,
 		 * follow the stall, not to those before it.
 		 */
 		spin_lock_irq(&fdev->irq_lock);
-		changed = fstr_refresh_locked(fdev);
+		changed = fpgastream_refresh_locked(fdev);
 		spin_unlock_irq(&fdev->irq_lock);
-		fstr_hw_set_rd_count(&fdev->hw, lower_32_bits(s->rel_seq));
+		fpgastream_hw_set_rd_count(&fdev->hw, lower_32_bits(s->rel_seq));
 		if (changed)
 			wake_up_interruptible_all(&fdev->wq);
 	}
@@ -472,7 +472,7 @@ unlock:
 	return ret;
 }
 
-static int fstr_ioc_stats(struct fstr_dev *fdev, void __user *arg)
+static int fpgastream_ioc_stats(struct fpgastream_dev *fdev, void __user *arg)
 {
 	struct fpgastream_stats st;
 
@@ -481,14 +481,14 @@ static int fstr_ioc_stats(struct fstr_dev *fdev, void __user *arg)
 		mutex_unlock(&fdev->lock);
 		return -ENODEV;
 	}
-	fstr_get_stats(fdev, &st);
+	fpgastream_get_stats(fdev, &st);
 	mutex_unlock(&fdev->lock);
 	return copy_to_user(arg, &st, sizeof(st)) ? -EFAULT : 0;
 }
 
-static long fstr_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+static long fpgastream_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
-	struct fstr_dev *fdev = file->private_data;
+	struct fpgastream_dev *fdev = file->private_data;
 	void __user *uarg = (void __user *)arg;
 
 	/* Checked again under fdev->lock where it matters. */
@@ -497,26 +497,26 @@ static long fstr_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 
 	switch (cmd) {
 	case FPGASTREAM_IOC_INFO:
-		return fstr_ioc_info(fdev, uarg);
+		return fpgastream_ioc_info(fdev, uarg);
 	case FPGASTREAM_IOC_MAP:
-		return fstr_ioc_map(fdev, file, uarg);
+		return fpgastream_ioc_map(fdev, file, uarg);
 	case FPGASTREAM_IOC_UNMAP:
-		return fstr_ioc_unmap(fdev, file);
+		return fpgastream_ioc_unmap(fdev, file);
 	case FPGASTREAM_IOC_START:
-		return fstr_ioc_start(fdev, file, uarg);
+		return fpgastream_ioc_start(fdev, file, uarg);
 	case FPGASTREAM_IOC_STOP:
-		return fstr_ioc_stop(fdev, file);
+		return fpgastream_ioc_stop(fdev, file);
 	case FPGASTREAM_IOC_RELEASE:
-		return fstr_ioc_release(fdev, file, uarg);
+		return fpgastream_ioc_release(fdev, file, uarg);
 	case FPGASTREAM_IOC_STATS:
-		return fstr_ioc_stats(fdev, uarg);
+		return fpgastream_ioc_stats(fdev, uarg);
 	default:
 		return -ENOTTY;
 	}
 }
 
 /**
- * fstr_collect() - turn completed blocks into records in the user buffer
+ * fpgastream_collect() - turn completed blocks into records in the user buffer
  * @fdev: the board; caller holds fdev->lock and owns the mapping
  * @buf: user buffer
  * @nr: records that fit in @buf (at least 1)
@@ -530,17 +530,17 @@ static long fstr_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
  * Return: bytes copied, 0 at the end of a stopped stream, -EIO after a
  * fault, -EFAULT, or -EAGAIN when nothing is ready yet.
  */
-static ssize_t fstr_collect(struct fstr_dev *fdev, char __user *buf,
-			    size_t nr, u64 *gen)
+static ssize_t fpgastream_collect(struct fpgastream_dev *fdev, char __user *buf,
+				  size_t nr, u64 *gen)
 {
-	struct fstr_stream *s = &fdev->s;
-	struct fstr_map *map = fdev->map;
+	struct fpgastream_stream *s = &fdev->s;
+	struct fpgastream_mapping *map = fdev->map;
 	u64 completed, dropped;
 	size_t done = 0;
 	u32 fault;
 
 	spin_lock_irq(&fdev->irq_lock);
-	fstr_refresh_locked(fdev);
+	fpgastream_refresh_locked(fdev);
 	completed = s->completed;
 	fault = s->fault;
 	*gen = fdev->gen;
@@ -573,7 +573,7 @@ static ssize_t fstr_collect(struct fstr_dev *fdev, char __user *buf,
 		rec.flags = rec.lost ? FPGASTREAM_BLOCK_OVERRUN : 0;
 		rec.timestamp_ns = READ_ONCE(map->slots[slot].ts);
 
-		fstr_map_sync_block(fdev, map, slot, true);
+		fpgastream_map_sync_block(fdev, map, slot, true);
 		if (copy_to_user(buf + done * sizeof(rec), &rec, sizeof(rec)))
 			return done ? done * sizeof(rec) : -EFAULT;
 		s->pending_lost = 0;
@@ -592,10 +592,10 @@ static ssize_t fstr_collect(struct fstr_dev *fdev, char __user *buf,
 	return -EAGAIN;
 }
 
-static ssize_t fstr_read(struct file *file, char __user *buf, size_t count,
-			 loff_t *ppos)
+static ssize_t fpgastream_read(struct file *file, char __user *buf, size_t count,
+			       loff_t *ppos)
 {
-	struct fstr_dev *fdev = file->private_data;
+	struct fpgastream_dev *fdev = file->private_data;
 	bool counted = false;
 	u64 gen = 0;
 	ssize_t ret;
@@ -608,13 +608,13 @@ static ssize_t fstr_read(struct file *file, char __user *buf, size_t count,
 	for (;;) {
 		if (mutex_lock_interruptible(&fdev->lock))
 			return -EINTR;
-		ret = fstr_check_owner(fdev, file);
+		ret = fpgastream_check_owner(fdev, file);
 		if (!ret) {
 			if (!counted)
 				fdev->s.read_calls++;
 			counted = true;
-			ret = fstr_collect(fdev, buf,
-					   count / sizeof(struct fpgastream_block),
+			ret = fpgastream_collect(fdev, buf,
+						 count / sizeof(struct fpgastream_block),
 					   &gen);
 		}
 		mutex_unlock(&fdev->lock);
@@ -629,9 +629,9 @@ static ssize_t fstr_read(struct file *file, char __user *buf, size_t count,
 	}
 }
 
-static __poll_t fstr_poll(struct file *file, poll_table *wait)
+static __poll_t fpgastream_poll(struct file *file, poll_table *wait)
 {
-	struct fstr_dev *fdev = file->private_data;
+	struct fpgastream_dev *fdev = file->private_data;
 	__poll_t mask = 0;
 	u64 completed;
 	u32 fault;
@@ -665,9 +665,9 @@ unlock:
 	return mask;
 }
 
-static int fstr_open(struct inode *inode, struct file *file)
+static int fpgastream_open(struct inode *inode, struct file *file)
 {
-	struct fstr_dev *fdev = container_of(inode->i_cdev, struct fstr_dev,
+	struct fpgastream_dev *fdev = container_of(inode->i_cdev, struct fpgastream_dev,
 					     cdev);
 
 	/* Keep fdev alive until release(), even past the board's removal. */
@@ -676,53 +676,53 @@ static int fstr_open(struct inode *inode, struct file *file)
 	return stream_open(inode, file);
 }
 
-static int fstr_release(struct inode *inode, struct file *file)
+static int fpgastream_release(struct inode *inode, struct file *file)
 {
-	struct fstr_dev *fdev = file->private_data;
+	struct fpgastream_dev *fdev = file->private_data;
 
 	mutex_lock(&fdev->lock);
 	if (fdev->owner == file && !fdev->gone)
-		fstr_teardown(fdev);
+		fpgastream_teardown(fdev);
 	mutex_unlock(&fdev->lock);
 	put_device(&fdev->dev);
 	return 0;
 }
 
-static const struct file_operations fstr_fops = {
+static const struct file_operations fpgastream_fops = {
 	.owner = THIS_MODULE,
-	.open = fstr_open,
-	.release = fstr_release,
-	.read = fstr_read,
-	.poll = fstr_poll,
-	.unlocked_ioctl = fstr_ioctl,
+	.open = fpgastream_open,
+	.release = fpgastream_release,
+	.read = fpgastream_read,
+	.poll = fpgastream_poll,
+	.unlocked_ioctl = fpgastream_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 };
 
 /* sysfs: /sys/class/fpgastream/fpgastream<N>/ */
 
-static struct fstr_dev *fstr_from_dev(struct device *dev)
+static struct fpgastream_dev *fpgastream_from_dev(struct device *dev)
 {
-	return container_of(dev, struct fstr_dev, dev);
+	return container_of(dev, struct fpgastream_dev, dev);
 }
 
 static ssize_t state_show(struct device *dev, struct device_attribute *attr,
 			  char *buf)
 {
-	struct fstr_dev *fdev = fstr_from_dev(dev);
-	enum fstr_state state;
+	struct fpgastream_dev *fdev = fpgastream_from_dev(dev);
+	enum fpgastream_state state;
 
 	mutex_lock(&fdev->lock);
-	state = fstr_state(fdev);
+	state = fpgastream_state(fdev);
 	mutex_unlock(&fdev->lock);
-	return sysfs_emit(buf, "%s\n", fstr_state_names[state]);
+	return sysfs_emit(buf, "%s\n", fpgastream_state_names[state]);
 }
 static DEVICE_ATTR_RO(state);
 
 /* A mapping property, 0 without a mapping. */
-static ssize_t fstr_show_map(struct device *dev, char *buf,
-			     u64 (*get)(const struct fstr_map *map))
+static ssize_t fpgastream_show_map(struct device *dev, char *buf,
+				   u64 (*get)(const struct fpgastream_mapping *map))
 {
-	struct fstr_dev *fdev = fstr_from_dev(dev);
+	struct fpgastream_dev *fdev = fpgastream_from_dev(dev);
 	u64 val = 0;
 
 	mutex_lock(&fdev->lock);
@@ -732,17 +732,17 @@ static ssize_t fstr_show_map(struct device *dev, char *buf,
 	return sysfs_emit(buf, "%llu\n", val);
 }
 
-static u64 fstr_map_length(const struct fstr_map *map)
+static u64 fpgastream_map_length(const struct fpgastream_mapping *map)
 {
 	return map->length;
 }
 
-static u64 fstr_map_nr_blocks(const struct fstr_map *map)
+static u64 fpgastream_map_nr_blocks(const struct fpgastream_mapping *map)
 {
 	return map->nr_blocks;
 }
 
-static u64 fstr_map_bounced(const struct fstr_map *map)
+static u64 fpgastream_map_bounced(const struct fpgastream_mapping *map)
 {
 	return !!(map->mapped_flags & FPGASTREAM_MAPPED_BOUNCED);
 }
@@ -750,110 +750,110 @@ static u64 fstr_map_bounced(const struct fstr_map *map)
 static ssize_t buffer_size_show(struct device *dev,
 				struct device_attribute *attr, char *buf)
 {
-	return fstr_show_map(dev, buf, fstr_map_length);
+	return fpgastream_show_map(dev, buf, fpgastream_map_length);
 }
 static DEVICE_ATTR_RO(buffer_size);
 
 static ssize_t nr_blocks_show(struct device *dev,
 			      struct device_attribute *attr, char *buf)
 {
-	return fstr_show_map(dev, buf, fstr_map_nr_blocks);
+	return fpgastream_show_map(dev, buf, fpgastream_map_nr_blocks);
 }
 static DEVICE_ATTR_RO(nr_blocks);
 
 static ssize_t bounced_show(struct device *dev, struct device_attribute *attr,
 			    char *buf)
 {
-	return fstr_show_map(dev, buf, fstr_map_bounced);
+	return fpgastream_show_map(dev, buf, fpgastream_map_bounced);
 }
 static DEVICE_ATTR_RO(bounced);
 
 static ssize_t iommu_show(struct device *dev, struct device_attribute *attr,
 			  char *buf)
 {
-	return sysfs_emit(buf, "%d\n", fstr_from_dev(dev)->translated);
+	return sysfs_emit(buf, "%d\n", fpgastream_from_dev(dev)->translated);
 }
 static DEVICE_ATTR_RO(iommu);
 
-/* The STATS counters, one file each, all shown by fstr_stat_show(). */
-struct fstr_stat_attr {
+/* The STATS counters, one file each, all shown by fpgastream_stat_show(). */
+struct fpgastream_stat_attr {
 	struct device_attribute attr;
 	size_t offset;		/* in struct fpgastream_stats */
 };
 
-static ssize_t fstr_stat_show(struct device *dev,
-			      struct device_attribute *attr, char *buf)
+static ssize_t fpgastream_stat_show(struct device *dev,
+				    struct device_attribute *attr, char *buf)
 {
-	struct fstr_dev *fdev = fstr_from_dev(dev);
-	struct fstr_stat_attr *sa = container_of(attr, struct fstr_stat_attr,
+	struct fpgastream_dev *fdev = fpgastream_from_dev(dev);
+	struct fpgastream_stat_attr *sa = container_of(attr, struct fpgastream_stat_attr,
 						 attr);
 	struct fpgastream_stats st;
 
 	mutex_lock(&fdev->lock);
-	fstr_get_stats(fdev, &st);
+	fpgastream_get_stats(fdev, &st);
 	mutex_unlock(&fdev->lock);
 	return sysfs_emit(buf, "%llu\n", *(u64 *)((char *)&st + sa->offset));
 }
 
-#define FSTR_STAT_ATTR(_f)						\
-static struct fstr_stat_attr fstr_stat_attr_##_f = {			\
+#define FPGASTREAM_STAT_ATTR(_f)						\
+static struct fpgastream_stat_attr fpgastream_stat_attr_##_f = {			\
 	.attr = {							\
 		.attr = { .name = __stringify(_f), .mode = 0444 },	\
-		.show = fstr_stat_show,					\
+		.show = fpgastream_stat_show,					\
 	},								\
 	.offset = offsetof(struct fpgastream_stats, _f),		\
 }
 
-FSTR_STAT_ATTR(blocks_completed);
-FSTR_STAT_ATTR(blocks_announced);
-FSTR_STAT_ATTR(blocks_released);
-FSTR_STAT_ATTR(blocks_overwritten);
-FSTR_STAT_ATTR(blocks_dropped);
-FSTR_STAT_ATTR(interrupts);
-FSTR_STAT_ATTR(read_calls);
+FPGASTREAM_STAT_ATTR(blocks_completed);
+FPGASTREAM_STAT_ATTR(blocks_announced);
+FPGASTREAM_STAT_ATTR(blocks_released);
+FPGASTREAM_STAT_ATTR(blocks_overwritten);
+FPGASTREAM_STAT_ATTR(blocks_dropped);
+FPGASTREAM_STAT_ATTR(interrupts);
+FPGASTREAM_STAT_ATTR(read_calls);
 
-static struct attribute *fstr_attrs[] = {
+static struct attribute *fpgastream_attrs[] = {
 	&dev_attr_state.attr,
 	&dev_attr_buffer_size.attr,
 	&dev_attr_nr_blocks.attr,
 	&dev_attr_iommu.attr,
 	&dev_attr_bounced.attr,
-	&fstr_stat_attr_blocks_completed.attr.attr,
-	&fstr_stat_attr_blocks_announced.attr.attr,
-	&fstr_stat_attr_blocks_released.attr.attr,
-	&fstr_stat_attr_blocks_overwritten.attr.attr,
-	&fstr_stat_attr_blocks_dropped.attr.attr,
-	&fstr_stat_attr_interrupts.attr.attr,
-	&fstr_stat_attr_read_calls.attr.attr,
+	&fpgastream_stat_attr_blocks_completed.attr.attr,
+	&fpgastream_stat_attr_blocks_announced.attr.attr,
+	&fpgastream_stat_attr_blocks_released.attr.attr,
+	&fpgastream_stat_attr_blocks_overwritten.attr.attr,
+	&fpgastream_stat_attr_blocks_dropped.attr.attr,
+	&fpgastream_stat_attr_interrupts.attr.attr,
+	&fpgastream_stat_attr_read_calls.attr.attr,
 	NULL,
 };
-ATTRIBUTE_GROUPS(fstr);
+ATTRIBUTE_GROUPS(fpgastream);
 
 /* PCI driver */
 
 /* Last reference to the char device dropped: no file, no board. */
-static void fstr_dev_release(struct device *dev)
+static void fpgastream_dev_release(struct device *dev)
 {
-	struct fstr_dev *fdev = fstr_from_dev(dev);
+	struct fpgastream_dev *fdev = fpgastream_from_dev(dev);
 
-	ida_free(&fstr_minor_ida, fdev->minor);
+	ida_free(&fpgastream_minor_ida, fdev->minor);
 	mutex_destroy(&fdev->lock);
 	kfree(fdev);
 }
 
 /* Read and check the identity and geometry registers. */
-static int fstr_check_board(struct fstr_dev *fdev)
+static int fpgastream_check_board(struct fpgastream_dev *fdev)
 {
 	struct pci_dev *pdev = fdev->pdev;
 	struct device *dev = &pdev->dev;
 	u32 id, shift;
 
-	id = fstr_hw_id(&fdev->hw);
+	id = fpgastream_hw_id(&fdev->hw);
 	if (id != FSTR_ID_MAGIC) {
 		dev_err(dev, "not a FSTR engine (ID %#x)\n", id);
 		return -ENODEV;
 	}
-	fdev->hw_version = fstr_hw_version(&fdev->hw);
+	fdev->hw_version = fpgastream_hw_version(&fdev->hw);
 	if (FSTR_VERSION_MAJOR(fdev->hw_version) !=
 	    FSTR_VERSION_MAJOR_SUPPORTED) {
 		dev_err(dev, "unsupported FSTR version %u.%u\n",
@@ -861,22 +861,22 @@ static int fstr_check_board(struct fstr_dev *fdev)
 			FSTR_VERSION_MINOR(fdev->hw_version));
 		return -ENODEV;
 	}
-	shift = fstr_hw_block_shift(&fdev->hw);
+	shift = fpgastream_hw_block_shift(&fdev->hw);
 	if (shift != FSTR_BLOCK_SHIFT) {
 		dev_err(dev, "block shift %u is not supported (only %u)\n",
 			shift, FSTR_BLOCK_SHIFT);
 		return -ENODEV;
 	}
-	fdev->lut_capacity = fstr_hw_lut_capacity(&fdev->hw);
+	fdev->lut_capacity = fpgastream_hw_lut_capacity(&fdev->hw);
 	if (!fdev->lut_capacity ||
 	    pci_resource_len(pdev, FSTR_BAR_LUT) <
-	    fstr_hw_lut_bar_len(fdev->lut_capacity)) {
+	    fpgastream_hw_lut_bar_len(fdev->lut_capacity)) {
 		dev_err(dev, "LUT of %u entries does not fit BAR%d (%llu bytes)\n",
 			fdev->lut_capacity, FSTR_BAR_LUT,
 			(u64)pci_resource_len(pdev, FSTR_BAR_LUT));
 		return -ENODEV;
 	}
-	fdev->dma_addr_bits = fstr_hw_dma_addr_bits(&fdev->hw);
+	fdev->dma_addr_bits = fpgastream_hw_dma_addr_bits(&fdev->hw);
 	if (fdev->dma_addr_bits < 32 || fdev->dma_addr_bits > 64) {
 		dev_err(dev, "DMA address width %u is not supported\n",
 			fdev->dma_addr_bits);
@@ -885,7 +885,7 @@ static int fstr_check_board(struct fstr_dev *fdev)
 	return 0;
 }
 
-static int fstr_setup_dma(struct fstr_dev *fdev)
+static int fpgastream_setup_dma(struct fpgastream_dev *fdev)
 {
 	struct device *dev = &fdev->pdev->dev;
 	int ret;
@@ -908,25 +908,25 @@ static int fstr_setup_dma(struct fstr_dev *fdev)
 	ret = dma_set_min_align_mask(dev, FSTR_BLOCK_SIZE - 1);
 	if (ret)
 		return ret;
-	fdev->translated = fstr_dma_translated(dev);
+	fdev->translated = fpgastream_dma_translated(dev);
 	return 0;
 }
 
 /* Quiesce the engine left by whoever had it before us. */
-static void fstr_quiesce(struct fstr_dev *fdev)
+static void fpgastream_quiesce(struct fpgastream_dev *fdev)
 {
-	fstr_hw_stop(&fdev->hw);
-	if (fstr_hw_wait_idle(&fdev->hw, FSTR_IDLE_TIMEOUT_US))
+	fpgastream_hw_stop(&fdev->hw);
+	if (fpgastream_hw_wait_idle(&fdev->hw, FSTR_IDLE_TIMEOUT_US))
 		dev_warn(&fdev->pdev->dev, "engine not idle at probe\n");
-	fstr_hw_soft_reset(&fdev->hw);
-	fstr_hw_set_ring_size(&fdev->hw, 0);
-	fstr_hw_irq_ack(&fdev->hw, FSTR_IRQ_ALL);
+	fpgastream_hw_soft_reset(&fdev->hw);
+	fpgastream_hw_set_ring_size(&fdev->hw, 0);
+	fpgastream_hw_irq_ack(&fdev->hw, FSTR_IRQ_ALL);
 }
 
-static int fstr_probe(struct pci_dev *pdev, const struct pci_device_id *id)
+static int fpgastream_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
 	struct device *dev = &pdev->dev;
-	struct fstr_dev *fdev;
+	struct fpgastream_dev *fdev;
 	int ret;
 
 	ret = pcim_enable_device(pdev);
@@ -937,7 +937,7 @@ static int fstr_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		return -ENODEV;
 	}
 	ret = pcim_iomap_regions(pdev, BIT(FSTR_BAR_REGS) | BIT(FSTR_BAR_LUT),
-				 FSTR_DRV_NAME);
+				 FPGASTREAM_DRV_NAME);
 	if (ret)
 		return ret;
 
@@ -951,30 +951,30 @@ static int fstr_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	spin_lock_init(&fdev->irq_lock);
 	init_waitqueue_head(&fdev->wq);
 
-	ret = fstr_check_board(fdev);
+	ret = fpgastream_check_board(fdev);
 	if (ret)
 		goto free_fdev;
-	ret = fstr_setup_dma(fdev);
+	ret = fpgastream_setup_dma(fdev);
 	if (ret)
 		goto free_fdev;
 
-	ret = ida_alloc_max(&fstr_minor_ida, FSTR_MAX_DEVICES - 1, GFP_KERNEL);
+	ret = ida_alloc_max(&fpgastream_minor_ida, FPGASTREAM_MAX_DEVICES - 1, GFP_KERNEL);
 	if (ret < 0)
 		goto free_fdev;
 	fdev->minor = ret;
 
-	/* From here on, fdev is freed by fstr_dev_release(). */
+	/* From here on, fdev is freed by fpgastream_dev_release(). */
 	device_initialize(&fdev->dev);
-	fdev->dev.class = &fstr_class;
+	fdev->dev.class = &fpgastream_class;
 	fdev->dev.parent = dev;
-	fdev->dev.groups = fstr_groups;
-	fdev->dev.devt = MKDEV(MAJOR(fstr_devt), fdev->minor);
-	fdev->dev.release = fstr_dev_release;
-	ret = dev_set_name(&fdev->dev, FSTR_DRV_NAME "%d", fdev->minor);
+	fdev->dev.groups = fpgastream_groups;
+	fdev->dev.devt = MKDEV(MAJOR(fpgastream_devt), fdev->minor);
+	fdev->dev.release = fpgastream_dev_release;
+	ret = dev_set_name(&fdev->dev, FPGASTREAM_DRV_NAME "%d", fdev->minor);
 	if (ret)
 		goto put_dev;
 
-	fstr_quiesce(fdev);
+	fpgastream_quiesce(fdev);
 	pci_set_master(pdev);
 
 	ret = pci_alloc_irq_vectors(pdev, 1, 1, PCI_IRQ_MSI | PCI_IRQ_INTX);
@@ -983,12 +983,12 @@ static int fstr_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		goto clear_master;
 	}
 	fdev->irq = pci_irq_vector(pdev, 0);
-	ret = request_irq(fdev->irq, fstr_irq, IRQF_SHARED,
+	ret = request_irq(fdev->irq, fpgastream_irq, IRQF_SHARED,
 			  dev_name(&fdev->dev), fdev);
 	if (ret)
 		goto free_vectors;
 
-	cdev_init(&fdev->cdev, &fstr_fops);
+	cdev_init(&fdev->cdev, &fpgastream_fops);
 	fdev->cdev.owner = THIS_MODULE;
 	ret = cdev_device_add(&fdev->cdev, &fdev->dev);
 	if (ret)
@@ -1023,53 +1023,53 @@ free_fdev:
  * the DMA API still has the device bound; later calls on open files fail
  * with -ENODEV and close() releases the rest.
  */
-static void fstr_remove(struct pci_dev *pdev)
+static void fpgastream_remove(struct pci_dev *pdev)
 {
-	struct fstr_dev *fdev = pci_get_drvdata(pdev);
+	struct fpgastream_dev *fdev = pci_get_drvdata(pdev);
 
 	/* No new opens, no sysfs readers (they take fdev->lock). */
 	cdev_device_del(&fdev->cdev, &fdev->dev);
 
 	mutex_lock(&fdev->lock);
-	fstr_teardown(fdev);
-	fstr_hw_stop(&fdev->hw);
+	fpgastream_teardown(fdev);
+	fpgastream_hw_stop(&fdev->hw);
 	WRITE_ONCE(fdev->gone, true);
 	mutex_unlock(&fdev->lock);
 
 	free_irq(fdev->irq, fdev);
 	pci_free_irq_vectors(pdev);
 	pci_clear_master(pdev);
-	fstr_wake(fdev);
+	fpgastream_wake(fdev);
 	put_device(&fdev->dev);
 }
 
-static void fstr_shutdown(struct pci_dev *pdev)
+static void fpgastream_shutdown(struct pci_dev *pdev)
 {
-	struct fstr_dev *fdev = pci_get_drvdata(pdev);
+	struct fpgastream_dev *fdev = pci_get_drvdata(pdev);
 
 	/* No DMA into memory the next kernel owns. */
 	mutex_lock(&fdev->lock);
 	if (!fdev->gone && fdev->running)
-		fstr_stop_engine(fdev);
+		fpgastream_stop_engine(fdev);
 	mutex_unlock(&fdev->lock);
 }
 
-static const struct pci_device_id fstr_pci_ids[] = {
+static const struct pci_device_id fpgastream_pci_ids[] = {
 	{ PCI_DEVICE(FSTR_PCI_VENDOR_ID, FSTR_PCI_DEVICE_ID) },
 	{ }
 };
-MODULE_DEVICE_TABLE(pci, fstr_pci_ids);
+MODULE_DEVICE_TABLE(pci, fpgastream_pci_ids);
 
-static struct pci_driver fstr_pci_driver = {
-	.name = FSTR_DRV_NAME,
-	.id_table = fstr_pci_ids,
-	.probe = fstr_probe,
-	.remove = fstr_remove,
-	.shutdown = fstr_shutdown,
+static struct pci_driver fpgastream_pci_driver = {
+	.name = FPGASTREAM_DRV_NAME,
+	.id_table = fpgastream_pci_ids,
+	.probe = fpgastream_probe,
+	.remove = fpgastream_remove,
+	.shutdown = fpgastream_shutdown,
 };
 
 /* Bind the boards named by ids=, as vfio-pci does. */
-static void __init fstr_add_ids(void)
+static void __init fpgastream_add_ids(void)
 {
 	char *p = ids, *id;
 
@@ -1084,7 +1084,7 @@ static void __init fstr_add_ids(void)
 			pr_warn("ignoring invalid id \"%s\"\n", id);
 			continue;
 		}
-		ret = pci_add_dynid(&fstr_pci_driver, vendor, device,
+		ret = pci_add_dynid(&fpgastream_pci_driver, vendor, device,
 				    PCI_ANY_ID, PCI_ANY_ID, 0, 0, 0);
 		if (ret)
 			pr_warn("cannot add id %04x:%04x (%d)\n", vendor,
@@ -1094,40 +1094,40 @@ static void __init fstr_add_ids(void)
 	}
 }
 
-static int __init fstr_init(void)
+static int __init fpgastream_init(void)
 {
 	int ret;
 
-	ret = alloc_chrdev_region(&fstr_devt, 0, FSTR_MAX_DEVICES,
-				  FSTR_DRV_NAME);
+	ret = alloc_chrdev_region(&fpgastream_devt, 0, FPGASTREAM_MAX_DEVICES,
+				  FPGASTREAM_DRV_NAME);
 	if (ret)
 		return ret;
-	ret = class_register(&fstr_class);
+	ret = class_register(&fpgastream_class);
 	if (ret)
 		goto unregister_region;
-	ret = pci_register_driver(&fstr_pci_driver);
+	ret = pci_register_driver(&fpgastream_pci_driver);
 	if (ret)
 		goto unregister_class;
-	fstr_add_ids();
+	fpgastream_add_ids();
 	return 0;
 
 unregister_class:
-	class_unregister(&fstr_class);
+	class_unregister(&fpgastream_class);
 unregister_region:
-	unregister_chrdev_region(fstr_devt, FSTR_MAX_DEVICES);
+	unregister_chrdev_region(fpgastream_devt, FPGASTREAM_MAX_DEVICES);
 	return ret;
 }
 
-static void __exit fstr_exit(void)
+static void __exit fpgastream_exit(void)
 {
-	pci_unregister_driver(&fstr_pci_driver);
-	class_unregister(&fstr_class);
-	unregister_chrdev_region(fstr_devt, FSTR_MAX_DEVICES);
-	ida_destroy(&fstr_minor_ida);
+	pci_unregister_driver(&fpgastream_pci_driver);
+	class_unregister(&fpgastream_class);
+	unregister_chrdev_region(fpgastream_devt, FPGASTREAM_MAX_DEVICES);
+	ida_destroy(&fpgastream_minor_ida);
 }
 
-module_init(fstr_init);
-module_exit(fstr_exit);
+module_init(fpgastream_init);
+module_exit(fpgastream_exit);
 
 MODULE_DESCRIPTION("Stream a FSTR FPGA into a user-allocated buffer");
 MODULE_LICENSE("GPL");

@@ -28,7 +28,7 @@ struct seg {
 
 static __u64 entries[MAX_BLOCKS];
 static unsigned long split_map[MAX_BLOCKS / LONG_BITS];
-static struct fstr_lut_split st;
+static struct fpgastream_lut_split st;
 static int test_nr;
 static int failed;
 
@@ -71,13 +71,13 @@ static int run(const struct seg *segs, size_t n, uint32_t capacity,
 
 	memset(entries, 0xa5, sizeof(entries));
 	memset(split_map, 0, sizeof(split_map));
-	fstr_lut_split_init(&st, entries, split_map, capacity, bits);
+	fpgastream_lut_split_init(&st, entries, split_map, capacity, bits);
 	for (i = 0; i < n; i++) {
-		ret = fstr_lut_split_add(&st, segs[i].addr, segs[i].len);
+		ret = fpgastream_lut_split_add(&st, segs[i].addr, segs[i].len);
 		if (ret)
 			return ret;
 	}
-	return fstr_lut_split_finish(&st);
+	return fpgastream_lut_split_finish(&st);
 }
 
 /* Check entry i == base + i * BS for all nr blocks, with VALID set. */
