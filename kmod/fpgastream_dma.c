@@ -253,6 +253,7 @@ int fpgastream_map_create(struct fpgastream_dev *fdev, u64 uaddr, u64 length, u3
 	struct scatterlist *sg;
 	unsigned int i;
 	u64 misfit;
+	u64 t0, t1;
 	int ret;
 
 	map = kzalloc(sizeof(*map), GFP_KERNEL);
@@ -263,6 +264,7 @@ int fpgastream_map_create(struct fpgastream_dev *fdev, u64 uaddr, u64 length, u3
 	map->npages = length >> PAGE_SHIFT;
 	map->nr_blocks = length >> FSTR_BLOCK_SHIFT;
 
+	t0 = ktime_get_ns();
 	map->mm = current->mm;
 	mmgrab(map->mm);
 	ret = account_locked_vm(map->mm, map->npages, true);
@@ -279,6 +281,9 @@ int fpgastream_map_create(struct fpgastream_dev *fdev, u64 uaddr, u64 length, u3
 	ret = fpgastream_pin(map);
 	if (ret)
 		goto free_pages;
+
+	t1 = ktime_get_ns();
+	map->pin_ns = t1 - t0;
 
 	ret = sg_alloc_table_from_pages_segment(&map->sgt, map->pages,
 						map->npages, 0, length,
@@ -343,10 +348,13 @@ int fpgastream_map_create(struct fpgastream_dev *fdev, u64 uaddr, u64 length, u3
 		goto free_arrays;
 	}
 
+	t0 = ktime_get_ns();
+	map->dma_ns = t0 - t1;
 	ret = fpgastream_split(fdev, map);
 	if (ret)
 		goto free_arrays;
 
+	map->lut_ns = ktime_get_ns() - t0;
 	*mapp = map;
 	return 0;
 
@@ -373,17 +381,20 @@ drop_mm:
 }
 
 /**
- * fpgastream_map_program() - write the LUT and RING_SIZE; the engine is stopped
+ * fpgastream_map_program() - write the LUT and RING_SIZE (engine stopped)
  * @fdev: the board
  * @map: the mapping
  */
-void fpgastream_map_program(struct fpgastream_dev *fdev, const struct fpgastream_mapping *map)
+void fpgastream_map_program(struct fpgastream_dev *fdev,
+			    struct fpgastream_mapping *map)
 {
+	u64 t0 = ktime_get_ns();
 	u32 i;
 
 	for (i = 0; i < map->nr_blocks; i++)
 		fpgastream_hw_lut_write(&fdev->hw, i, map->lut[i]);
 	fpgastream_hw_set_ring_size(&fdev->hw, map->nr_blocks);
+	map->lut_ns += ktime_get_ns() - t0;
 }
 
 /**

@@ -49,6 +49,9 @@ struct fpgastream_slot {
  * @nr_blocks: entries in @lut, RING_SIZE
  * @nr_segments: DMA segments of @sgt
  * @mapped_flags: FPGASTREAM_MAPPED_*
+ * @pin_ns: time MAP spent charging and pinning the pages
+ * @dma_ns: time MAP spent building the sg table and DMA-mapping it
+ * @lut_ns: time MAP spent splitting segments and writing the LUT
  */
 struct fpgastream_mapping {
 	struct mm_struct *mm;
@@ -64,6 +67,9 @@ struct fpgastream_mapping {
 	u32 nr_blocks;
 	u32 nr_segments;
 	u32 mapped_flags;
+	u64 pin_ns;
+	u64 dma_ns;
+	u64 lut_ns;
 };
 
 /**
@@ -186,7 +192,8 @@ static inline u64 fpgastream_max_buffer_size(const struct fpgastream_dev *fdev)
 bool fpgastream_dma_translated(struct device *dev);
 int fpgastream_map_create(struct fpgastream_dev *fdev, u64 uaddr, u64 length, u32 flags,
 			  struct fpgastream_mapping **mapp);
-void fpgastream_map_program(struct fpgastream_dev *fdev, const struct fpgastream_mapping *map);
+void fpgastream_map_program(struct fpgastream_dev *fdev,
+			    struct fpgastream_mapping *map);
 void fpgastream_map_clear(struct fpgastream_dev *fdev, const struct fpgastream_mapping *map);
 void fpgastream_map_destroy(struct fpgastream_dev *fdev, struct fpgastream_mapping *map);
 void fpgastream_map_sync_block(struct fpgastream_dev *fdev, const struct fpgastream_mapping *map,

@@ -768,6 +768,43 @@ static ssize_t bounced_show(struct device *dev, struct device_attribute *attr,
 }
 static DEVICE_ATTR_RO(bounced);
 
+/* How long the current mapping's MAP took, by phase, for benchmarks. */
+static u64 fpgastream_map_pin_ns(const struct fpgastream_mapping *map)
+{
+	return map->pin_ns;
+}
+
+static u64 fpgastream_map_dma_ns(const struct fpgastream_mapping *map)
+{
+	return map->dma_ns;
+}
+
+static u64 fpgastream_map_lut_ns(const struct fpgastream_mapping *map)
+{
+	return map->lut_ns;
+}
+
+static ssize_t map_pin_ns_show(struct device *dev,
+			       struct device_attribute *attr, char *buf)
+{
+	return fpgastream_show_map(dev, buf, fpgastream_map_pin_ns);
+}
+static DEVICE_ATTR_RO(map_pin_ns);
+
+static ssize_t map_dma_ns_show(struct device *dev,
+			       struct device_attribute *attr, char *buf)
+{
+	return fpgastream_show_map(dev, buf, fpgastream_map_dma_ns);
+}
+static DEVICE_ATTR_RO(map_dma_ns);
+
+static ssize_t map_lut_ns_show(struct device *dev,
+			       struct device_attribute *attr, char *buf)
+{
+	return fpgastream_show_map(dev, buf, fpgastream_map_lut_ns);
+}
+static DEVICE_ATTR_RO(map_lut_ns);
+
 static ssize_t iommu_show(struct device *dev, struct device_attribute *attr,
 			  char *buf)
 {
@@ -818,6 +855,9 @@ static struct attribute *fpgastream_attrs[] = {
 	&dev_attr_nr_blocks.attr,
 	&dev_attr_iommu.attr,
 	&dev_attr_bounced.attr,
+	&dev_attr_map_pin_ns.attr,
+	&dev_attr_map_dma_ns.attr,
+	&dev_attr_map_lut_ns.attr,
 	&fpgastream_stat_attr_blocks_completed.attr.attr,
 	&fpgastream_stat_attr_blocks_announced.attr.attr,
 	&fpgastream_stat_attr_blocks_released.attr.attr,

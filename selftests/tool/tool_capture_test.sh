@@ -213,10 +213,11 @@ fi
 fpgastream bench -b 16M -t 0.2 -r 2 >"$T/bench" 2>&1
 rc=$?
 if [ $rc = 0 ] && grep -q "^MAP " "$T/bench" && grep -q "^UNMAP " "$T/bench" &&
-   grep -q "^256 " "$T/bench"; then
-	ok "bench prints MAP/UNMAP times and the streaming table"
+   grep -Eq "^  pin +[0-9]+\.[0-9]+$" "$T/bench" && grep -Eq "^  DMA map +[0-9]+\.[0-9]+$" "$T/bench" &&
+   grep -Eq "^  LUT +[0-9]+\.[0-9]+$" "$T/bench" && grep -q "^256 " "$T/bench"; then
+	ok "bench prints MAP (pin, DMA map, LUT) and UNMAP times and the streaming table"
 else
-	not_ok "bench prints MAP/UNMAP times and the streaming table"
+	not_ok "bench prints MAP (pin, DMA map, LUT) and UNMAP times and the streaming table"
 	echo "# exit status $rc"
 fi
 show "$T/bench"
