@@ -37,7 +37,7 @@
  */
 void fpgastream_lut_split_init(struct fpgastream_lut_split *s, __u64 *entries,
 			       unsigned long *split_map, __u32 capacity,
-			 unsigned int addr_bits)
+			       unsigned int addr_bits)
 {
 	s->entries = entries;
 	s->split_map = split_map;

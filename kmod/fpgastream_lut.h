@@ -39,7 +39,7 @@ struct fpgastream_lut_split {
 
 void fpgastream_lut_split_init(struct fpgastream_lut_split *s, __u64 *entries,
 			       unsigned long *split_map, __u32 capacity,
-			 unsigned int addr_bits);
+			       unsigned int addr_bits);
 int fpgastream_lut_split_add(struct fpgastream_lut_split *s, __u64 addr, __u64 len);
 int fpgastream_lut_split_finish(struct fpgastream_lut_split *s);
 

@@ -451,7 +451,7 @@ static int fpgastream_ioc_release(struct fpgastream_dev *fdev, struct file *file
 	for (i = 0; i < live; i++)
 		fpgastream_map_sync_block(fdev, fdev->map,
 					  (s->rel_seq + i) % fdev->map->nr_blocks,
-				    false);
+					  false);
 	s->rel_seq += live;
 	s->released += count;
 	if (fdev->running && live) {
@@ -615,7 +615,7 @@ static ssize_t fpgastream_read(struct file *file, char __user *buf, size_t count
 			counted = true;
 			ret = fpgastream_collect(fdev, buf,
 						 count / sizeof(struct fpgastream_block),
-					   &gen);
+						 &gen);
 		}
 		mutex_unlock(&fdev->lock);
 
@@ -667,8 +667,8 @@ unlock:
 
 static int fpgastream_open(struct inode *inode, struct file *file)
 {
-	struct fpgastream_dev *fdev = container_of(inode->i_cdev, struct fpgastream_dev,
-					     cdev);
+	struct fpgastream_dev *fdev =
+		container_of(inode->i_cdev, struct fpgastream_dev, cdev);
 
 	/* Keep fdev alive until release(), even past the board's removal. */
 	get_device(&fdev->dev);
@@ -822,8 +822,8 @@ static ssize_t fpgastream_stat_show(struct device *dev,
 				    struct device_attribute *attr, char *buf)
 {
 	struct fpgastream_dev *fdev = fpgastream_from_dev(dev);
-	struct fpgastream_stat_attr *sa = container_of(attr, struct fpgastream_stat_attr,
-						 attr);
+	struct fpgastream_stat_attr *sa =
+		container_of(attr, struct fpgastream_stat_attr, attr);
 	struct fpgastream_stats st;
 
 	mutex_lock(&fdev->lock);
