@@ -14,7 +14,7 @@ int main(void)
 
 	if ((err = fpgastream_open(0, &h)))
 		return fprintf(stderr, "open: %s\n", fpgastream_strerror(err)), 1;
-	if ((err = fpgastream_buffer_alloc(&buf, 16 << 20, 0)) ||	/* 2 MiB pages */
+	if ((err = fpgastream_buffer_alloc(&buf, 8 << 20, 0)) ||	/* 2 MiB pages */
 	    (err = fpgastream_map(h, buf.base, buf.length, 0, NULL)) ||
 	    (err = fpgastream_start(h, FPGASTREAM_START_FLOW_CONTROL, 8, 1000)))
 		return fprintf(stderr, "%s %s\n", fpgastream_strerror(err), fpgastream_last_error(h)), 1;
