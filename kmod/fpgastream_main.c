@@ -768,42 +768,40 @@ static ssize_t bounced_show(struct device *dev, struct device_attribute *attr,
 }
 static DEVICE_ATTR_RO(bounced);
 
+/* A u64 field of the current mapping, 0 without a mapping. */
+struct fpgastream_map_attr {
+	struct device_attribute attr;
+	size_t offset;		/* of a u64 in struct fpgastream_mapping */
+};
+
+static ssize_t fpgastream_map_u64_show(struct device *dev,
+				       struct device_attribute *attr, char *buf)
+{
+	struct fpgastream_map_attr *ma =
+		container_of(attr, struct fpgastream_map_attr, attr);
+	struct fpgastream_dev *fdev = fpgastream_from_dev(dev);
+	u64 val = 0;
+
+	mutex_lock(&fdev->lock);
+	if (fdev->map)
+		val = *(u64 *)((char *)fdev->map + ma->offset);
+	mutex_unlock(&fdev->lock);
+	return sysfs_emit(buf, "%llu\n", val);
+}
+
+#define FPGASTREAM_MAP_ATTR(_name, _field)				\
+static struct fpgastream_map_attr fpgastream_map_attr_##_name = {	\
+	.attr = {							\
+		.attr = { .name = __stringify(_name), .mode = 0444 },	\
+		.show = fpgastream_map_u64_show,			\
+	},								\
+	.offset = offsetof(struct fpgastream_mapping, _field),		\
+}
+
 /* How long the current mapping's MAP took, by phase, for benchmarks. */
-static u64 fpgastream_map_pin_ns(const struct fpgastream_mapping *map)
-{
-	return map->pin_ns;
-}
-
-static u64 fpgastream_map_dma_ns(const struct fpgastream_mapping *map)
-{
-	return map->dma_ns;
-}
-
-static u64 fpgastream_map_lut_ns(const struct fpgastream_mapping *map)
-{
-	return map->lut_ns;
-}
-
-static ssize_t map_pin_ns_show(struct device *dev,
-			       struct device_attribute *attr, char *buf)
-{
-	return fpgastream_show_map(dev, buf, fpgastream_map_pin_ns);
-}
-static DEVICE_ATTR_RO(map_pin_ns);
-
-static ssize_t map_dma_ns_show(struct device *dev,
-			       struct device_attribute *attr, char *buf)
-{
-	return fpgastream_show_map(dev, buf, fpgastream_map_dma_ns);
-}
-static DEVICE_ATTR_RO(map_dma_ns);
-
-static ssize_t map_lut_ns_show(struct device *dev,
-			       struct device_attribute *attr, char *buf)
-{
-	return fpgastream_show_map(dev, buf, fpgastream_map_lut_ns);
-}
-static DEVICE_ATTR_RO(map_lut_ns);
+FPGASTREAM_MAP_ATTR(map_pin_ns, pin_ns);
+FPGASTREAM_MAP_ATTR(map_dma_ns, dma_ns);
+FPGASTREAM_MAP_ATTR(map_lut_ns, lut_ns);
 
 static ssize_t iommu_show(struct device *dev, struct device_attribute *attr,
 			  char *buf)
@@ -832,11 +830,11 @@ static ssize_t fpgastream_stat_show(struct device *dev,
 	return sysfs_emit(buf, "%llu\n", *(u64 *)((char *)&st + sa->offset));
 }
 
-#define FPGASTREAM_STAT_ATTR(_f)						\
-static struct fpgastream_stat_attr fpgastream_stat_attr_##_f = {			\
+#define FPGASTREAM_STAT_ATTR(_f)					\
+static struct fpgastream_stat_attr fpgastream_stat_attr_##_f = {	\
 	.attr = {							\
 		.attr = { .name = __stringify(_f), .mode = 0444 },	\
-		.show = fpgastream_stat_show,					\
+		.show = fpgastream_stat_show,				\
 	},								\
 	.offset = offsetof(struct fpgastream_stats, _f),		\
 }
@@ -855,9 +853,9 @@ static struct attribute *fpgastream_attrs[] = {
 	&dev_attr_nr_blocks.attr,
 	&dev_attr_iommu.attr,
 	&dev_attr_bounced.attr,
-	&dev_attr_map_pin_ns.attr,
-	&dev_attr_map_dma_ns.attr,
-	&dev_attr_map_lut_ns.attr,
+	&fpgastream_map_attr_map_pin_ns.attr.attr,
+	&fpgastream_map_attr_map_dma_ns.attr.attr,
+	&fpgastream_map_attr_map_lut_ns.attr.attr,
 	&fpgastream_stat_attr_blocks_completed.attr.attr,
 	&fpgastream_stat_attr_blocks_announced.attr.attr,
 	&fpgastream_stat_attr_blocks_released.attr.attr,
