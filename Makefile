@@ -54,6 +54,9 @@ bench: deps emu
 		tools/vm/run --config $$c --mem 3G --hugepages 1100 -- fpgastream bench -r 3 || exit 1; \
 	done
 
+# Lanes and install targets that live in their own fragments.
+include $(sort $(wildcard mk/*.mk))
+
 clean:
 	$(if $(MODULE),$(MAKE) -C kmod KDIR=$(KDIR) clean)
 	$(if $(LIB),$(MAKE) -C lib O=$(O) clean)
