@@ -44,16 +44,6 @@ demo: deps emu
 	tools/vm/run --config iommu -- sh -c \
 		'fpgastream list && fpgastream capture -b 256M -s 1G -o /dev/null --verify'
 
-# MAP/UNMAP of 2 GiB of 2 MiB hugepages and the announcement rate, with and
-# without the IOMMU.  Figures under TCG emulation: compare ratios, not times.
-BENCH_CONFIGS ?= plain iommu
-bench: deps emu
-	$(MAKE) all
-	@for c in $(BENCH_CONFIGS); do \
-		echo "== config $$c"; \
-		tools/vm/run --config $$c --mem 3G --hugepages 1100 -- fpgastream bench -r 3 || exit 1; \
-	done
-
 # Lanes and install targets that live in their own fragments.
 include $(sort $(wildcard mk/*.mk))
 
@@ -64,4 +54,4 @@ clean:
 	$(MAKE) -C selftests O=$(O) clean
 	rm -rf $(O)
 
-.PHONY: all module lib tool selftests deps emu check demo bench clean
+.PHONY: all module lib tool selftests deps emu check demo clean
