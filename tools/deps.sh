@@ -11,6 +11,7 @@ packages=(
 	ninja-build meson libglib2.0-dev libpixman-1-dev zlib1g-dev libfdt-dev
 	busybox-static seabios ipxe-qemu qemu-system-data
 	linux-image-amd64 linux-headers-amd64 linux-source-6.1
+	libelf-dev libssl-dev dkms debootstrap debian-archive-keyring udev
 )
 
 missing=()
