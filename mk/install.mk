@@ -39,7 +39,10 @@ install: install-module install-user
 
 install-module: $(if $(filter kbuild,$(MODULE_INSTALL)),module)
 ifeq ($(MODULE_INSTALL),kbuild)
+	@# Stripped as DKMS does; not signed (Debian's headers carry no key:
+	@# on a Secure Boot host use MODULE_INSTALL=dkms, which signs with its MOK).
 	$(MAKE) -C kmod KDIR=$(KDIR) modules_install INSTALL_MOD_DIR=updates \
+		INSTALL_MOD_STRIP=1 CONFIG_MODULE_SIG_ALL= \
 		$(if $(DESTDIR),INSTALL_MOD_PATH=$(DESTDIR))
 	@# Kbuild skips depmod without the kernel's System.map, as Debian's headers are.
 	$(call live,depmod -a $(KVER))
