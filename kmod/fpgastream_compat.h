@@ -15,6 +15,7 @@
 #define FPGASTREAM_COMPAT_H
 
 #include <linux/device.h>
+#include <linux/dma-mapping.h>
 #include <linux/pci.h>
 #include <linux/swiotlb.h>
 #include <linux/version.h>
@@ -22,6 +23,38 @@
 /* 6.8 renamed PCI_IRQ_LEGACY to PCI_IRQ_INTX (and 6.11 dropped the old name). */
 #ifndef PCI_IRQ_INTX
 #define PCI_IRQ_INTX	PCI_IRQ_LEGACY
+#endif
+
+/*
+ * 6.11 made dma_set_max_seg_size() and dma_set_min_align_mask() return void
+ * (they cannot fail on a PCI device, which has dma_parms): the driver keeps
+ * 6.1's int form, these return 0 there.
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 11, 0)
+static inline int fpgastream_dma_set_max_seg_size(struct device *dev,
+						  unsigned int size)
+{
+	dma_set_max_seg_size(dev, size);
+	return 0;
+}
+
+static inline int fpgastream_dma_set_min_align_mask(struct device *dev,
+						    unsigned int mask)
+{
+	dma_set_min_align_mask(dev, mask);
+	return 0;
+}
+
+#define dma_set_max_seg_size(dev, size) fpgastream_dma_set_max_seg_size(dev, size)
+#define dma_set_min_align_mask(dev, mask) fpgastream_dma_set_min_align_mask(dev, mask)
+#endif
+
+/* 6.12 replaced is_swiotlb_buffer() by swiotlb_find_pool(). */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0)
+static inline bool is_swiotlb_buffer(struct device *dev, phys_addr_t paddr)
+{
+	return swiotlb_find_pool(dev, paddr);
+}
 #endif
 
 /*
