@@ -6,6 +6,7 @@
 #   make dkms-install / make dkms-remove [DKMS_KVER=$(uname -r)]
 #   make check-install  the installed file list against selftests/install/files.txt
 #   make check-dkms     the DKMS cycle for the VM kernel, then the selftests on it
+#   make check-kernels  the module built and tested on each kernel of tools/kernels/suites
 #
 # install puts the module under /lib/modules/KVER/updates (modules_install,
 # then depmod), the library, headers, pkg-config file, tool and man pages
@@ -133,5 +134,11 @@ check-dkms: deps emu
 	$(MAKE) all
 	selftests/install/check-dkms.sh
 
+# KERNEL_CONFIGS: the VM configurations for every kernel.
+KERNEL_CONFIGS ?= plain iommu swiotlb dma32
+check-kernels: deps emu
+	$(MAKE) all
+	tools/kernels/check --configs "$(KERNEL_CONFIGS)"
+
 .PHONY: install install-module install-user uninstall dkms-install dkms-sources dkms-remove \
-	check-install check-dkms
+	check-install check-dkms check-kernels
