@@ -3,7 +3,8 @@
 #
 # make install into a DESTDIR: the file list is selftests/install/files.txt,
 # modes and contents are right, a program builds against what was installed,
-# an edited modprobe.d file survives, and make uninstall removes the rest.
+# an edited modprobe.d file survives, make uninstall removes the rest, and
+# dkms.conf's version is the project's.
 # Runs on the host (any user; nothing outside the DESTDIR is touched), after
 # make all.  Prints TAP and ends "N passed, N failed, N skipped".
 set -uo pipefail
@@ -17,7 +18,7 @@ trap 'rm -rf "$dest"' EXIT
 mk() { make -s --no-print-directory DESTDIR="$dest" PREFIX=/usr/local KVER="$kver" "$@"; }
 
 n=0 passed=0 failed=0
-echo "1..9"
+echo "1..10"
 ok() { n=$((n + 1)); passed=$((passed + 1)); echo "ok $n - $1"; }
 not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
 comment() { [[ -n $1 ]] && sed 's/^/# /' <<<"$1" | tail -n 30; }
@@ -109,6 +110,13 @@ if [[ -z $left ]]; then
 else
 	not_ok "install then uninstall leaves no file"
 	comment "left: $left"
+fi
+
+conf_version=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"$/\1/p' dkms.conf)
+if [[ -n $version && $conf_version == "$version" ]]; then
+	ok "dkms.conf PACKAGE_VERSION is FPGASTREAM_LIB_VERSION ($version)"
+else
+	not_ok "dkms.conf PACKAGE_VERSION '$conf_version' is FPGASTREAM_LIB_VERSION '$version'"
 fi
 
 echo "$passed passed, $failed failed, 0 skipped"
