@@ -101,7 +101,7 @@ else
 	comment "$out"$'\n'"left: $left"
 fi
 
-rm -rf "$dest"/*
+rm -rf "${dest:?}"/*
 mk install >/dev/null 2>&1
 mk uninstall >/dev/null 2>&1
 left=$(listing)
