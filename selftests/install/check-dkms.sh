@@ -21,7 +21,7 @@ while (($#)); do
 	case $1 in
 	--config) config=$2; shift 2 ;;
 	--keep) keep=1; shift ;;
-	-h|--help) sed -n '3,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '4,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "check-dkms: unknown option '$1' (try --help)" >&2; exit 2 ;;
 	esac
 done
