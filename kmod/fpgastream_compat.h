@@ -3,7 +3,9 @@
  * Kernel API differences across the versions fpgastream builds against.
  * The driver is written against 6.1. Where a later kernel changed an API,
  * the driver either uses a form that did not change (noted here) or gets
- * a shim keyed on a feature test, not on LINUX_VERSION_CODE.
+ * a shim keyed on a feature test where one exists, else on the kernel's
+ * version (FPGASTREAM_KERNEL_AT_LEAST).  Each shim says what changed when,
+ * in one line.  Tested: Debian's 6.1, 6.12 and 7.2 (tools/kernels/).
  *
  * class_create() lost its owner argument in 6.4: the driver registers a
  * static struct class with class_register(), the same in both.
@@ -15,13 +17,52 @@
 #define FPGASTREAM_COMPAT_H
 
 #include <linux/device.h>
+#include <linux/dma-mapping.h>
 #include <linux/pci.h>
 #include <linux/swiotlb.h>
 #include <linux/version.h>
 
+/* Kernel MAJOR.MINOR or later (version.h's parts, as checkpatch prefers). */
+#define FPGASTREAM_KERNEL_AT_LEAST(major, minor)			\
+	(LINUX_VERSION_MAJOR * 256 + LINUX_VERSION_PATCHLEVEL >=	\
+	 (major) * 256 + (minor))
+
 /* 6.8 renamed PCI_IRQ_LEGACY to PCI_IRQ_INTX (and 6.11 dropped the old name). */
 #ifndef PCI_IRQ_INTX
 #define PCI_IRQ_INTX	PCI_IRQ_LEGACY
+#endif
+
+/*
+ * 6.11 made dma_set_max_seg_size() and dma_set_min_align_mask() return void
+ * (they cannot fail on a PCI device, which has dma_parms): the driver's
+ * calls keep 6.1's int form, routed by the macros below to wrappers that
+ * return 0.
+ */
+#if FPGASTREAM_KERNEL_AT_LEAST(6, 11)
+static inline int fpgastream_dma_set_max_seg_size(struct device *dev,
+						  unsigned int size)
+{
+	dma_set_max_seg_size(dev, size);
+	return 0;
+}
+
+static inline int fpgastream_dma_set_min_align_mask(struct device *dev,
+						    unsigned int mask)
+{
+	dma_set_min_align_mask(dev, mask);
+	return 0;
+}
+
+#define dma_set_max_seg_size(dev, size) fpgastream_dma_set_max_seg_size(dev, size)
+#define dma_set_min_align_mask(dev, mask) fpgastream_dma_set_min_align_mask(dev, mask)
+#endif
+
+/* 6.12 replaced is_swiotlb_buffer() by swiotlb_find_pool(). */
+#if FPGASTREAM_KERNEL_AT_LEAST(6, 12)
+static inline bool is_swiotlb_buffer(struct device *dev, phys_addr_t paddr)
+{
+	return swiotlb_find_pool(dev, paddr);
+}
 #endif
 
 /*
