@@ -6,6 +6,7 @@
  */
 #include <linux/bitmap.h>
 #include <linux/dma-direct.h>
+#include <linux/dma-map-ops.h>
 #include <linux/dma-mapping.h>
 #include <linux/iommu.h>
 #include <linux/minmax.h>
@@ -227,6 +228,29 @@ static int fpgastream_split(struct fpgastream_dev *fdev, struct fpgastream_mappi
 	return ret == -ERANGE ? -ERANGE : ret ? -EINVAL : 0;
 }
 
+/*
+ * Must blocks be synced between the device and the CPU? Only when bounced
+ * through swiotlb or on a device that is not cache-coherent: the IOMMU DMA
+ * ops sync nothing else, and dma_need_sync() answers for dma-direct. On a
+ * coherent board that saves a call per block on read() and on RELEASE.
+ */
+static bool fpgastream_map_need_sync(struct device *dev,
+				     const struct fpgastream_mapping *map)
+{
+	struct scatterlist *sg;
+	unsigned int i;
+
+	if (map->mapped_flags & FPGASTREAM_MAPPED_BOUNCED ||
+	    !dev_is_dma_coherent(dev))
+		return true;
+	if (map->mapped_flags & FPGASTREAM_MAPPED_IOMMU)
+		return false;
+	for_each_sgtable_dma_sg(&map->sgt, sg, i)
+		if (dma_need_sync(dev, sg_dma_address(sg)))
+			return true;
+	return false;
+}
+
 /**
  * fpgastream_map_create() - pin, charge, DMA-map and split a user buffer
  * @fdev: the board
@@ -331,6 +355,7 @@ int fpgastream_map_create(struct fpgastream_dev *fdev, u64 uaddr, u64 length, u3
 			break;
 		}
 	}
+	map->need_sync = fpgastream_map_need_sync(dev, map);
 	if ((flags & FPGASTREAM_MAP_NO_BOUNCE) &&
 	    (map->mapped_flags & FPGASTREAM_MAPPED_BOUNCED)) {
 		dev_dbg(dev, "buffer would bounce through swiotlb\n");
@@ -468,9 +493,10 @@ static void fpgastream_sync(struct device *dev, dma_addr_t addr, size_t len,
  *	may write it again
  *
  * Syncs only this block's bytes: under swiotlb this is the copy out of
- * the bounce buffer. A block made of pieces of several DMA segments (rare:
- * see fpgastream_lut.c) is synced piece by piece, since each segment is a
- * separate mapping for the DMA layer.
+ * the bounce buffer. Nothing to do unless @map->need_sync. A block made
+ * of pieces of several DMA segments (rare: see fpgastream_lut.c) is synced
+ * piece by piece, since each segment is a separate mapping for the DMA
+ * layer.
  */
 void fpgastream_map_sync_block(struct fpgastream_dev *fdev, const struct fpgastream_mapping *map,
 			       u32 blk, bool for_cpu)
@@ -482,6 +508,8 @@ void fpgastream_map_sync_block(struct fpgastream_dev *fdev, const struct fpgastr
 	u64 off = 0;
 	unsigned int i;
 
+	if (!map->need_sync)
+		return;
 	if (!test_bit(blk, map->split_map)) {
 		fpgastream_sync(dev, FSTR_LUT_ENTRY_ADDR(map->lut[blk]),
 				FSTR_BLOCK_SIZE, for_cpu);

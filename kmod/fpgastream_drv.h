@@ -49,6 +49,10 @@ struct fpgastream_slot {
  * @nr_blocks: entries in @lut, RING_SIZE
  * @nr_segments: DMA segments of @sgt
  * @mapped_flags: FPGASTREAM_MAPPED_*
+ * @need_sync: the CPU and the device see the buffer differently (bounced
+ *	or not cache-coherent): blocks must be synced before read() returns
+ *	them and before RELEASE gives them back; otherwise syncing is a no-op
+ *	and skipped
  * @pin_ns: time MAP spent charging and pinning the pages
  * @dma_ns: time MAP spent building the sg table and DMA-mapping it
  * @lut_ns: time MAP spent splitting segments and writing the LUT
@@ -67,6 +71,7 @@ struct fpgastream_mapping {
 	u32 nr_blocks;
 	u32 nr_segments;
 	u32 mapped_flags;
+	bool need_sync;
 	u64 pin_ns;
 	u64 dma_ns;
 	u64 lut_ns;

@@ -448,7 +448,7 @@ static int fpgastream_ioc_release(struct fpgastream_dev *fdev, struct file *file
 	/* Records older than an overrun gap first: their blocks are gone. */
 	live = count - min(count, s->dead);
 	s->dead -= count - live;
-	for (i = 0; i < live; i++)
+	for (i = 0; fdev->map->need_sync && i < live; i++)
 		fpgastream_map_sync_block(fdev, fdev->map,
 					  (s->rel_seq + i) % fdev->map->nr_blocks,
 					  false);
@@ -515,6 +515,40 @@ static long fpgastream_ioctl(struct file *file, unsigned int cmd, unsigned long 
 	}
 }
 
+/* Records copied to user space per copy_to_user() by fpgastream_collect(). */
+#define FPGASTREAM_COPY_BATCH	16
+
+/* What fpgastream_collect() puts back when a batch cannot be copied out. */
+struct fpgastream_collect_undo {
+	u64 next_seq;
+	u64 pending_lost;
+	u64 dropped_reported;
+};
+
+/*
+ * Copy @n records to @buf after the @done already there; they count as
+ * announced once copied. On a fault the stream goes back to @undo, so the
+ * records not copied come again with the next read(), as they did when
+ * each was copied alone. Return: 0, or the bytes copied before the fault,
+ * or -EFAULT if none were.
+ */
+static ssize_t fpgastream_copy_records(struct fpgastream_stream *s, char __user *buf,
+				       size_t *done, const struct fpgastream_block *recs,
+				       size_t n, const struct fpgastream_collect_undo *undo)
+{
+	size_t sz = sizeof(*recs);
+
+	if (copy_to_user(buf + *done * sz, recs, n * sz)) {
+		s->next_seq = undo->next_seq;
+		s->pending_lost = undo->pending_lost;
+		s->dropped_reported = undo->dropped_reported;
+		return *done ? *done * sz : -EFAULT;
+	}
+	*done += n;
+	s->announced += n;
+	return 0;
+}
+
 /**
  * fpgastream_collect() - turn completed blocks into records in the user buffer
  * @fdev: the board; caller holds fdev->lock and owns the mapping
@@ -525,7 +559,8 @@ static long fpgastream_ioctl(struct file *file, unsigned int cmd, unsigned long 
  * In overwrite mode a reader more than a ring behind skips to the oldest
  * block still intact; the first record after the gap carries
  * FPGASTREAM_BLOCK_OVERRUN and the count in @lost, as do blocks dropped at
- * the source. Each block is synced for the CPU before its record is copied.
+ * the source. Each block is synced for the CPU before its record is copied
+ * (when the mapping needs it); records go out FPGASTREAM_COPY_BATCH at a time.
  *
  * Return: bytes copied, 0 at the end of a stopped stream, -EIO after a
  * fault, -EFAULT, or -EAGAIN when nothing is ready yet.
@@ -533,10 +568,13 @@ static long fpgastream_ioctl(struct file *file, unsigned int cmd, unsigned long 
 static ssize_t fpgastream_collect(struct fpgastream_dev *fdev, char __user *buf,
 				  size_t nr, u64 *gen)
 {
+	struct fpgastream_block recs[FPGASTREAM_COPY_BATCH];
+	struct fpgastream_collect_undo undo = { };
 	struct fpgastream_stream *s = &fdev->s;
 	struct fpgastream_mapping *map = fdev->map;
 	u64 completed, dropped;
-	size_t done = 0;
+	size_t done = 0, batched = 0;
+	ssize_t ret;
 	u32 fault;
 
 	spin_lock_irq(&fdev->irq_lock);
@@ -546,8 +584,8 @@ static ssize_t fpgastream_collect(struct fpgastream_dev *fdev, char __user *buf,
 	*gen = fdev->gen;
 	spin_unlock_irq(&fdev->irq_lock);
 
-	while (done < nr && s->next_seq < completed) {
-		struct fpgastream_block rec = { };
+	while (done + batched < nr && s->next_seq < completed) {
+		struct fpgastream_block *rec = &recs[batched];
 		u32 slot;
 
 		if (completed - s->next_seq > map->nr_blocks) {
@@ -559,6 +597,12 @@ static ssize_t fpgastream_collect(struct fpgastream_dev *fdev, char __user *buf,
 			s->dead = s->announced - s->released;
 			s->rel_seq = s->next_seq;
 		}
+		if (!batched)
+			undo = (struct fpgastream_collect_undo) {
+				.next_seq = s->next_seq,
+				.pending_lost = s->pending_lost,
+				.dropped_reported = s->dropped_reported,
+			};
 		slot = s->next_seq % map->nr_blocks;
 		dropped = READ_ONCE(map->slots[slot].dropped);
 		if (dropped > s->dropped_reported) {
@@ -566,21 +610,26 @@ static ssize_t fpgastream_collect(struct fpgastream_dev *fdev, char __user *buf,
 			s->dropped_reported = dropped;
 		}
 
-		rec.seq = s->next_seq;
-		rec.offset = (u64)slot << FSTR_BLOCK_SHIFT;
-		rec.length = FSTR_BLOCK_SIZE;
-		rec.lost = s->pending_lost;
-		rec.flags = rec.lost ? FPGASTREAM_BLOCK_OVERRUN : 0;
-		rec.timestamp_ns = READ_ONCE(map->slots[slot].ts);
+		rec->seq = s->next_seq;
+		rec->offset = (u64)slot << FSTR_BLOCK_SHIFT;
+		rec->length = FSTR_BLOCK_SIZE;
+		rec->flags = s->pending_lost ? FPGASTREAM_BLOCK_OVERRUN : 0;
+		rec->lost = s->pending_lost;
+		rec->timestamp_ns = READ_ONCE(map->slots[slot].ts);
 
 		fpgastream_map_sync_block(fdev, map, slot, true);
-		if (copy_to_user(buf + done * sizeof(rec), &rec, sizeof(rec)))
-			return done ? done * sizeof(rec) : -EFAULT;
 		s->pending_lost = 0;
 		s->next_seq++;
-		s->announced++;
-		done++;
-		cond_resched();
+		batched++;
+		if (batched == FPGASTREAM_COPY_BATCH ||
+		    done + batched == nr || s->next_seq == completed) {
+			ret = fpgastream_copy_records(s, buf, &done, recs,
+						      batched, &undo);
+			batched = 0;
+			if (ret)
+				return ret;
+			cond_resched();
+		}
 	}
 
 	if (done)
