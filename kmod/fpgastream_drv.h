@@ -86,6 +86,10 @@ struct fpgastream_mapping {
  * @last_drop: DROP_COUNT when last read
  * @fault: STATUS fault bits (LUT_FAULT, DMA_ERROR) once seen, else 0
  * @interrupts: interrupts handled
+ * @signalled: @completed as of the last interrupt or stop: poll() reports
+ *	a batch when the board signalled one, as its coalescing decides, not
+ *	each block that read() or RELEASE happened to see complete
+ * @coalesce_count: IRQ_COALESCE_COUNT of this stream, at least 1
  * @next_seq: ring position of the next record to announce
  * @announced: records returned by read()
  * @released: records given back by RELEASE
@@ -98,7 +102,7 @@ struct fpgastream_mapping {
  * @read_calls: read() calls
  * @flow_control: started with FPGASTREAM_START_FLOW_CONTROL
  *
- * @active through @interrupts are shared with the IRQ handler and protected
+ * @active through @coalesce_count are shared with the IRQ handler and protected
  * by fpgastream_dev.irq_lock; the rest by fpgastream_dev.lock.
  */
 struct fpgastream_stream {
@@ -109,6 +113,8 @@ struct fpgastream_stream {
 	u32 last_drop;
 	u32 fault;
 	u64 interrupts;
+	u64 signalled;
+	u32 coalesce_count;
 
 	u64 next_seq;
 	u64 announced;
@@ -172,7 +178,7 @@ struct fpgastream_dev {
 	struct mutex lock;
 	/*
 	 * Protects what the IRQ handler touches: the stream's counters
-	 * (fpgastream_stream.active .. .interrupts), @gen and @map->slots. Taken
+	 * (fpgastream_stream.active .. .coalesce_count), @gen and @map->slots. Taken
 	 * inside @lock, never the other way round; never held across sleep.
 	 */
 	spinlock_t irq_lock;

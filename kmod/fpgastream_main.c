@@ -162,6 +162,7 @@ static irqreturn_t fpgastream_irq(int irq, void *data)
 	spin_lock(&fdev->irq_lock);
 	fdev->s.interrupts++;
 	fpgastream_refresh_locked(fdev);
+	fdev->s.signalled = fdev->s.completed;
 	spin_unlock(&fdev->irq_lock);
 
 	wake_up_interruptible_all(&fdev->wq);
@@ -189,6 +190,7 @@ static int fpgastream_stop_engine(struct fpgastream_dev *fdev)
 
 	spin_lock_irq(&fdev->irq_lock);
 	fpgastream_refresh_locked(fdev);
+	fdev->s.signalled = fdev->s.completed;
 	fdev->s.active = false;
 	spin_unlock_irq(&fdev->irq_lock);
 	fdev->running = false;
@@ -398,6 +400,7 @@ static int fpgastream_ioc_start(struct fpgastream_dev *fdev, struct file *file,
 	spin_lock_irq(&fdev->irq_lock);
 	memset(s, 0, sizeof(*s));
 	s->flow_control = st.flags & FPGASTREAM_START_FLOW_CONTROL;
+	s->coalesce_count = max(st.irq_coalesce_count, 1U);
 	s->active = true;
 	spin_unlock_irq(&fdev->irq_lock);
 	fdev->running = true;
@@ -678,11 +681,41 @@ static ssize_t fpgastream_read(struct file *file, char __user *buf, size_t count
 	}
 }
 
+/**
+ * fpgastream_batch_ready() - is there a batch of records for poll() to report?
+ * @fdev: the board; caller holds fdev->lock and owns the mapping
+ * @completed: fpgastream_stream.completed, sampled under irq_lock
+ * @signalled: fpgastream_stream.signalled, sampled with @completed
+ *
+ * A record is pending once its block completed, but poll() reports them in
+ * the batches the board's interrupt coalescing makes: when an interrupt
+ * (or the stop) covered a record not yet read, or a whole coalescing count
+ * is pending anyway. Blocks that read() or RELEASE merely saw complete
+ * wait for the next interrupt, so a reader wakes once per batch instead of
+ * returning a few records at a time. Also ready when no interrupt can come
+ * until the reader acts: the stream is stopped, or a flow-controlled ring
+ * is full of unreleased blocks.
+ *
+ * Return: true if read() has records for poll() to report.
+ */
+static bool fpgastream_batch_ready(struct fpgastream_dev *fdev, u64 completed,
+				   u64 signalled)
+{
+	struct fpgastream_stream *s = &fdev->s;
+
+	if (completed <= s->next_seq)
+		return false;
+	return signalled > s->next_seq ||
+	       completed - s->next_seq >= s->coalesce_count ||
+	       !fdev->running ||
+	       completed - s->rel_seq >= fdev->map->nr_blocks;
+}
+
 static __poll_t fpgastream_poll(struct file *file, poll_table *wait)
 {
 	struct fpgastream_dev *fdev = file->private_data;
 	__poll_t mask = 0;
-	u64 completed;
+	u64 completed, signalled;
 	u32 fault;
 
 	poll_wait(file, &fdev->wq, wait);
@@ -698,10 +731,11 @@ static __poll_t fpgastream_poll(struct file *file, poll_table *wait)
 	}
 	spin_lock_irq(&fdev->irq_lock);
 	completed = fdev->s.completed;
+	signalled = fdev->s.signalled;
 	fault = fdev->s.fault;
 	spin_unlock_irq(&fdev->irq_lock);
 
-	if (completed > fdev->s.next_seq)
+	if (fpgastream_batch_ready(fdev, completed, signalled))
 		mask |= EPOLLIN | EPOLLRDNORM;
 	if (fault)
 		mask |= EPOLLERR;
