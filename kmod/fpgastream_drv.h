@@ -90,6 +90,8 @@ struct fpgastream_mapping {
  *	a batch when the board signalled one, as its coalescing decides, not
  *	each block that read() or RELEASE happened to see complete
  * @coalesce_count: IRQ_COALESCE_COUNT of this stream, at least 1
+ * @coalesce_usec: IRQ_COALESCE_USEC of this stream; 0: the board may
+ *	never signal the last blocks of a batch, so poll() does not wait for it
  * @next_seq: ring position of the next record to announce
  * @announced: records returned by read()
  * @released: records given back by RELEASE
@@ -100,9 +102,10 @@ struct fpgastream_mapping {
  * @dropped_reported: @dropped already reported in records
  * @overwritten: blocks skipped because the board overwrote them
  * @read_calls: read() calls
+ * @more: the last read() filled its buffer and left records behind
  * @flow_control: started with FPGASTREAM_START_FLOW_CONTROL
  *
- * @active through @coalesce_count are shared with the IRQ handler and protected
+ * @active through @coalesce_usec are shared with the IRQ handler and protected
  * by fpgastream_dev.irq_lock; the rest by fpgastream_dev.lock.
  */
 struct fpgastream_stream {
@@ -115,6 +118,7 @@ struct fpgastream_stream {
 	u64 interrupts;
 	u64 signalled;
 	u32 coalesce_count;
+	u32 coalesce_usec;
 
 	u64 next_seq;
 	u64 announced;
@@ -125,6 +129,7 @@ struct fpgastream_stream {
 	u64 dropped_reported;
 	u64 overwritten;
 	u64 read_calls;
+	bool more;
 	bool flow_control;
 };
 
@@ -178,7 +183,7 @@ struct fpgastream_dev {
 	struct mutex lock;
 	/*
 	 * Protects what the IRQ handler touches: the stream's counters
-	 * (fpgastream_stream.active .. .coalesce_count), @gen and @map->slots. Taken
+	 * (fpgastream_stream.active .. .coalesce_usec), @gen and @map->slots. Taken
 	 * inside @lock, never the other way round; never held across sleep.
 	 */
 	spinlock_t irq_lock;

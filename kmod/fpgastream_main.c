@@ -401,6 +401,7 @@ static int fpgastream_ioc_start(struct fpgastream_dev *fdev, struct file *file,
 	memset(s, 0, sizeof(*s));
 	s->flow_control = st.flags & FPGASTREAM_START_FLOW_CONTROL;
 	s->coalesce_count = max(st.irq_coalesce_count, 1U);
+	s->coalesce_usec = st.irq_coalesce_usec;
 	s->active = true;
 	spin_unlock_irq(&fdev->irq_lock);
 	fdev->running = true;
@@ -635,6 +636,7 @@ static ssize_t fpgastream_collect(struct fpgastream_dev *fdev, char __user *buf,
 		}
 	}
 
+	s->more = s->next_seq < completed;
 	if (done)
 		return done * sizeof(struct fpgastream_block);
 	if (fault)
@@ -690,11 +692,14 @@ static ssize_t fpgastream_read(struct file *file, char __user *buf, size_t count
  * A record is pending once its block completed, but poll() reports them in
  * the batches the board's interrupt coalescing makes: when an interrupt
  * (or the stop) covered a record not yet read, or a whole coalescing count
- * is pending anyway. Blocks that read() or RELEASE merely saw complete
- * wait for the next interrupt, so a reader wakes once per batch instead of
- * returning a few records at a time. Also ready when no interrupt can come
- * until the reader acts: the stream is stopped, or a flow-controlled ring
- * is full of unreleased blocks.
+ * is pending anyway. Blocks that RELEASE or a draining read() merely saw
+ * complete wait for the next interrupt, at most the coalescing time the
+ * program chose, so a reader wakes once per batch instead of returning a
+ * few records at a time. Ready at once as before: without a coalescing
+ * timer (the board may never signal the last blocks), after a read() that
+ * left records for want of room, and when no interrupt can come until the
+ * reader acts (stream stopped, flow-controlled ring full of unreleased
+ * blocks).
  *
  * Return: true if read() has records for poll() to report.
  */
@@ -705,7 +710,7 @@ static bool fpgastream_batch_ready(struct fpgastream_dev *fdev, u64 completed,
 
 	if (completed <= s->next_seq)
 		return false;
-	return signalled > s->next_seq ||
+	return signalled > s->next_seq || !s->coalesce_usec || s->more ||
 	       completed - s->next_seq >= s->coalesce_count ||
 	       !fdev->running ||
 	       completed - s->rel_seq >= fdev->map->nr_blocks;
