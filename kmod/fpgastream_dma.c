@@ -6,6 +6,7 @@
  */
 #include <linux/bitmap.h>
 #include <linux/dma-direct.h>
+#include <linux/dma-map-ops.h>
 #include <linux/dma-mapping.h>
 #include <linux/iommu.h>
 #include <linux/minmax.h>
@@ -227,6 +228,29 @@ static int fpgastream_split(struct fpgastream_dev *fdev, struct fpgastream_mappi
 	return ret == -ERANGE ? -ERANGE : ret ? -EINVAL : 0;
 }
 
+/*
+ * Must blocks be synced between the device and the CPU? Only when bounced
+ * through swiotlb or on a device that is not cache-coherent: the IOMMU DMA
+ * ops sync nothing else, and dma_need_sync() answers for dma-direct. On a
+ * coherent board that saves a call per block on read() and on RELEASE.
+ */
+static bool fpgastream_map_need_sync(struct device *dev,
+				     const struct fpgastream_mapping *map)
+{
+	struct scatterlist *sg;
+	unsigned int i;
+
+	if (map->mapped_flags & FPGASTREAM_MAPPED_BOUNCED ||
+	    !dev_is_dma_coherent(dev))
+		return true;
+	if (map->mapped_flags & FPGASTREAM_MAPPED_IOMMU)
+		return false;
+	for_each_sgtable_dma_sg(&map->sgt, sg, i)
+		if (dma_need_sync(dev, sg_dma_address(sg)))
+			return true;
+	return false;
+}
+
 /**
  * fpgastream_map_create() - pin, charge, DMA-map and split a user buffer
  * @fdev: the board
@@ -331,6 +355,7 @@ int fpgastream_map_create(struct fpgastream_dev *fdev, u64 uaddr, u64 length, u3
 			break;
 		}
 	}
+	map->need_sync = fpgastream_map_need_sync(dev, map);
 	if ((flags & FPGASTREAM_MAP_NO_BOUNCE) &&
 	    (map->mapped_flags & FPGASTREAM_MAPPED_BOUNCED)) {
 		dev_dbg(dev, "buffer would bounce through swiotlb\n");
@@ -381,6 +406,28 @@ drop_mm:
 }
 
 /**
+ * fpgastream_lut_fill() - write the first @nr LUT entries (engine stopped)
+ * @fdev: the board
+ * @entries: the entries, or NULL to write zeroes
+ * @nr: how many
+ *
+ * One 64-bit write per entry, as the datasheet allows, instead of two
+ * 32-bit halves: on a 64-bit kernel that halves the MMIO writes (a 2 GiB
+ * buffer has 32768 entries). No read-back, and relaxed writes: they stay
+ * ordered among themselves and against the RING_SIZE writel() to the same
+ * device, and the LUT needs no ordering against normal memory.
+ */
+static void fpgastream_lut_fill(struct fpgastream_dev *fdev, const u64 *entries, u32 nr)
+{
+	void __iomem *lut = fdev->hw.lut;
+	u32 i;
+
+	for (i = 0; i < nr; i++)
+		writeq_relaxed(entries ? entries[i] : 0,
+			       lut + (size_t)i * FSTR_LUT_ENTRY_SIZE);
+}
+
+/**
  * fpgastream_map_program() - write the LUT and RING_SIZE (engine stopped)
  * @fdev: the board
  * @map: the mapping
@@ -389,10 +436,8 @@ void fpgastream_map_program(struct fpgastream_dev *fdev,
 			    struct fpgastream_mapping *map)
 {
 	u64 t0 = ktime_get_ns();
-	u32 i;
 
-	for (i = 0; i < map->nr_blocks; i++)
-		fpgastream_hw_lut_write(&fdev->hw, i, map->lut[i]);
+	fpgastream_lut_fill(fdev, map->lut, map->nr_blocks);
 	fpgastream_hw_set_ring_size(&fdev->hw, map->nr_blocks);
 	map->lut_ns += ktime_get_ns() - t0;
 }
@@ -404,11 +449,8 @@ void fpgastream_map_program(struct fpgastream_dev *fdev,
  */
 void fpgastream_map_clear(struct fpgastream_dev *fdev, const struct fpgastream_mapping *map)
 {
-	u32 i;
-
 	fpgastream_hw_set_ring_size(&fdev->hw, 0);
-	for (i = 0; i < map->nr_blocks; i++)
-		fpgastream_hw_lut_write(&fdev->hw, i, 0);
+	fpgastream_lut_fill(fdev, NULL, map->nr_blocks);
 }
 
 /**
@@ -451,9 +493,10 @@ static void fpgastream_sync(struct device *dev, dma_addr_t addr, size_t len,
  *	may write it again
  *
  * Syncs only this block's bytes: under swiotlb this is the copy out of
- * the bounce buffer. A block made of pieces of several DMA segments (rare:
- * see fpgastream_lut.c) is synced piece by piece, since each segment is a
- * separate mapping for the DMA layer.
+ * the bounce buffer. Nothing to do unless @map->need_sync. A block made
+ * of pieces of several DMA segments (rare: see fpgastream_lut.c) is synced
+ * piece by piece, since each segment is a separate mapping for the DMA
+ * layer.
  */
 void fpgastream_map_sync_block(struct fpgastream_dev *fdev, const struct fpgastream_mapping *map,
 			       u32 blk, bool for_cpu)
@@ -465,6 +508,8 @@ void fpgastream_map_sync_block(struct fpgastream_dev *fdev, const struct fpgastr
 	u64 off = 0;
 	unsigned int i;
 
+	if (!map->need_sync)
+		return;
 	if (!test_bit(blk, map->split_map)) {
 		fpgastream_sync(dev, FSTR_LUT_ENTRY_ADDR(map->lut[blk]),
 				FSTR_BLOCK_SIZE, for_cpu);

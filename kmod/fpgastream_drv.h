@@ -49,6 +49,10 @@ struct fpgastream_slot {
  * @nr_blocks: entries in @lut, RING_SIZE
  * @nr_segments: DMA segments of @sgt
  * @mapped_flags: FPGASTREAM_MAPPED_*
+ * @need_sync: the CPU and the device see the buffer differently (bounced
+ *	or not cache-coherent): blocks must be synced before read() returns
+ *	them and before RELEASE gives them back; otherwise syncing is a no-op
+ *	and skipped
  * @pin_ns: time MAP spent charging and pinning the pages
  * @dma_ns: time MAP spent building the sg table and DMA-mapping it
  * @lut_ns: time MAP spent splitting segments and writing the LUT
@@ -67,6 +71,7 @@ struct fpgastream_mapping {
 	u32 nr_blocks;
 	u32 nr_segments;
 	u32 mapped_flags;
+	bool need_sync;
 	u64 pin_ns;
 	u64 dma_ns;
 	u64 lut_ns;
@@ -81,6 +86,12 @@ struct fpgastream_mapping {
  * @last_drop: DROP_COUNT when last read
  * @fault: STATUS fault bits (LUT_FAULT, DMA_ERROR) once seen, else 0
  * @interrupts: interrupts handled
+ * @signalled: @completed as of the last interrupt or stop: poll() reports
+ *	a batch when the board signalled one, as its coalescing decides, not
+ *	each block that read() or RELEASE happened to see complete
+ * @coalesce_count: IRQ_COALESCE_COUNT of this stream, at least 1
+ * @coalesce_usec: IRQ_COALESCE_USEC of this stream; 0: the board may
+ *	never signal the last blocks of a batch, so poll() does not wait for it
  * @next_seq: ring position of the next record to announce
  * @announced: records returned by read()
  * @released: records given back by RELEASE
@@ -91,9 +102,10 @@ struct fpgastream_mapping {
  * @dropped_reported: @dropped already reported in records
  * @overwritten: blocks skipped because the board overwrote them
  * @read_calls: read() calls
+ * @more: the last read() filled its buffer and left records behind
  * @flow_control: started with FPGASTREAM_START_FLOW_CONTROL
  *
- * @active through @interrupts are shared with the IRQ handler and protected
+ * @active through @coalesce_usec are shared with the IRQ handler and protected
  * by fpgastream_dev.irq_lock; the rest by fpgastream_dev.lock.
  */
 struct fpgastream_stream {
@@ -104,6 +116,9 @@ struct fpgastream_stream {
 	u32 last_drop;
 	u32 fault;
 	u64 interrupts;
+	u64 signalled;
+	u32 coalesce_count;
+	u32 coalesce_usec;
 
 	u64 next_seq;
 	u64 announced;
@@ -114,6 +129,7 @@ struct fpgastream_stream {
 	u64 dropped_reported;
 	u64 overwritten;
 	u64 read_calls;
+	bool more;
 	bool flow_control;
 };
 
@@ -167,7 +183,7 @@ struct fpgastream_dev {
 	struct mutex lock;
 	/*
 	 * Protects what the IRQ handler touches: the stream's counters
-	 * (fpgastream_stream.active .. .interrupts), @gen and @map->slots. Taken
+	 * (fpgastream_stream.active .. .coalesce_usec), @gen and @map->slots. Taken
 	 * inside @lock, never the other way round; never held across sleep.
 	 */
 	spinlock_t irq_lock;

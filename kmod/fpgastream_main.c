@@ -162,6 +162,7 @@ static irqreturn_t fpgastream_irq(int irq, void *data)
 	spin_lock(&fdev->irq_lock);
 	fdev->s.interrupts++;
 	fpgastream_refresh_locked(fdev);
+	fdev->s.signalled = fdev->s.completed;
 	spin_unlock(&fdev->irq_lock);
 
 	wake_up_interruptible_all(&fdev->wq);
@@ -189,6 +190,7 @@ static int fpgastream_stop_engine(struct fpgastream_dev *fdev)
 
 	spin_lock_irq(&fdev->irq_lock);
 	fpgastream_refresh_locked(fdev);
+	fdev->s.signalled = fdev->s.completed;
 	fdev->s.active = false;
 	spin_unlock_irq(&fdev->irq_lock);
 	fdev->running = false;
@@ -398,6 +400,8 @@ static int fpgastream_ioc_start(struct fpgastream_dev *fdev, struct file *file,
 	spin_lock_irq(&fdev->irq_lock);
 	memset(s, 0, sizeof(*s));
 	s->flow_control = st.flags & FPGASTREAM_START_FLOW_CONTROL;
+	s->coalesce_count = max(st.irq_coalesce_count, 1U);
+	s->coalesce_usec = st.irq_coalesce_usec;
 	s->active = true;
 	spin_unlock_irq(&fdev->irq_lock);
 	fdev->running = true;
@@ -448,7 +452,7 @@ static int fpgastream_ioc_release(struct fpgastream_dev *fdev, struct file *file
 	/* Records older than an overrun gap first: their blocks are gone. */
 	live = count - min(count, s->dead);
 	s->dead -= count - live;
-	for (i = 0; i < live; i++)
+	for (i = 0; fdev->map->need_sync && i < live; i++)
 		fpgastream_map_sync_block(fdev, fdev->map,
 					  (s->rel_seq + i) % fdev->map->nr_blocks,
 					  false);
@@ -515,6 +519,40 @@ static long fpgastream_ioctl(struct file *file, unsigned int cmd, unsigned long 
 	}
 }
 
+/* Records copied to user space per copy_to_user() by fpgastream_collect(). */
+#define FPGASTREAM_COPY_BATCH	16
+
+/* What fpgastream_collect() puts back when a batch cannot be copied out. */
+struct fpgastream_collect_undo {
+	u64 next_seq;
+	u64 pending_lost;
+	u64 dropped_reported;
+};
+
+/*
+ * Copy @n records to @buf after the @done already there; they count as
+ * announced once copied. On a fault the stream goes back to @undo, so the
+ * records not copied come again with the next read(), as they did when
+ * each was copied alone. Return: 0, or the bytes copied before the fault,
+ * or -EFAULT if none were.
+ */
+static ssize_t fpgastream_copy_records(struct fpgastream_stream *s, char __user *buf,
+				       size_t *done, const struct fpgastream_block *recs,
+				       size_t n, const struct fpgastream_collect_undo *undo)
+{
+	size_t sz = sizeof(*recs);
+
+	if (copy_to_user(buf + *done * sz, recs, n * sz)) {
+		s->next_seq = undo->next_seq;
+		s->pending_lost = undo->pending_lost;
+		s->dropped_reported = undo->dropped_reported;
+		return *done ? *done * sz : -EFAULT;
+	}
+	*done += n;
+	s->announced += n;
+	return 0;
+}
+
 /**
  * fpgastream_collect() - turn completed blocks into records in the user buffer
  * @fdev: the board; caller holds fdev->lock and owns the mapping
@@ -525,7 +563,8 @@ static long fpgastream_ioctl(struct file *file, unsigned int cmd, unsigned long 
  * In overwrite mode a reader more than a ring behind skips to the oldest
  * block still intact; the first record after the gap carries
  * FPGASTREAM_BLOCK_OVERRUN and the count in @lost, as do blocks dropped at
- * the source. Each block is synced for the CPU before its record is copied.
+ * the source. Each block is synced for the CPU before its record is copied
+ * (when the mapping needs it); records go out FPGASTREAM_COPY_BATCH at a time.
  *
  * Return: bytes copied, 0 at the end of a stopped stream, -EIO after a
  * fault, -EFAULT, or -EAGAIN when nothing is ready yet.
@@ -533,10 +572,13 @@ static long fpgastream_ioctl(struct file *file, unsigned int cmd, unsigned long 
 static ssize_t fpgastream_collect(struct fpgastream_dev *fdev, char __user *buf,
 				  size_t nr, u64 *gen)
 {
+	struct fpgastream_block recs[FPGASTREAM_COPY_BATCH];
+	struct fpgastream_collect_undo undo = { };
 	struct fpgastream_stream *s = &fdev->s;
 	struct fpgastream_mapping *map = fdev->map;
 	u64 completed, dropped;
-	size_t done = 0;
+	size_t done = 0, batched = 0;
+	ssize_t ret;
 	u32 fault;
 
 	spin_lock_irq(&fdev->irq_lock);
@@ -546,8 +588,8 @@ static ssize_t fpgastream_collect(struct fpgastream_dev *fdev, char __user *buf,
 	*gen = fdev->gen;
 	spin_unlock_irq(&fdev->irq_lock);
 
-	while (done < nr && s->next_seq < completed) {
-		struct fpgastream_block rec = { };
+	while (done + batched < nr && s->next_seq < completed) {
+		struct fpgastream_block *rec = &recs[batched];
 		u32 slot;
 
 		if (completed - s->next_seq > map->nr_blocks) {
@@ -559,6 +601,12 @@ static ssize_t fpgastream_collect(struct fpgastream_dev *fdev, char __user *buf,
 			s->dead = s->announced - s->released;
 			s->rel_seq = s->next_seq;
 		}
+		if (!batched)
+			undo = (struct fpgastream_collect_undo) {
+				.next_seq = s->next_seq,
+				.pending_lost = s->pending_lost,
+				.dropped_reported = s->dropped_reported,
+			};
 		slot = s->next_seq % map->nr_blocks;
 		dropped = READ_ONCE(map->slots[slot].dropped);
 		if (dropped > s->dropped_reported) {
@@ -566,23 +614,29 @@ static ssize_t fpgastream_collect(struct fpgastream_dev *fdev, char __user *buf,
 			s->dropped_reported = dropped;
 		}
 
-		rec.seq = s->next_seq;
-		rec.offset = (u64)slot << FSTR_BLOCK_SHIFT;
-		rec.length = FSTR_BLOCK_SIZE;
-		rec.lost = s->pending_lost;
-		rec.flags = rec.lost ? FPGASTREAM_BLOCK_OVERRUN : 0;
-		rec.timestamp_ns = READ_ONCE(map->slots[slot].ts);
+		rec->seq = s->next_seq;
+		rec->offset = (u64)slot << FSTR_BLOCK_SHIFT;
+		rec->length = FSTR_BLOCK_SIZE;
+		rec->flags = s->pending_lost ? FPGASTREAM_BLOCK_OVERRUN : 0;
+		rec->lost = s->pending_lost;
+		rec->timestamp_ns = READ_ONCE(map->slots[slot].ts);
 
 		fpgastream_map_sync_block(fdev, map, slot, true);
-		if (copy_to_user(buf + done * sizeof(rec), &rec, sizeof(rec)))
-			return done ? done * sizeof(rec) : -EFAULT;
 		s->pending_lost = 0;
 		s->next_seq++;
-		s->announced++;
-		done++;
-		cond_resched();
+		batched++;
+		if (batched == FPGASTREAM_COPY_BATCH ||
+		    done + batched == nr || s->next_seq == completed) {
+			ret = fpgastream_copy_records(s, buf, &done, recs,
+						      batched, &undo);
+			batched = 0;
+			if (ret)
+				return ret;
+			cond_resched();
+		}
 	}
 
+	s->more = s->next_seq < completed;
 	if (done)
 		return done * sizeof(struct fpgastream_block);
 	if (fault)
@@ -629,11 +683,44 @@ static ssize_t fpgastream_read(struct file *file, char __user *buf, size_t count
 	}
 }
 
+/**
+ * fpgastream_batch_ready() - is there a batch of records for poll() to report?
+ * @fdev: the board; caller holds fdev->lock and owns the mapping
+ * @completed: fpgastream_stream.completed, sampled under irq_lock
+ * @signalled: fpgastream_stream.signalled, sampled with @completed
+ *
+ * A record is pending once its block completed, but poll() reports them in
+ * the batches the board's interrupt coalescing makes: when an interrupt
+ * (or the stop) covered a record not yet read, or a whole coalescing count
+ * is pending anyway. Blocks that RELEASE or a draining read() merely saw
+ * complete wait for the next interrupt, at most the coalescing time the
+ * program chose, so a reader wakes once per batch instead of returning a
+ * few records at a time. Ready at once as before: without a coalescing
+ * timer (the board may never signal the last blocks), after a read() that
+ * left records for want of room, and when no interrupt can come until the
+ * reader acts (stream stopped, flow-controlled ring full of unreleased
+ * blocks).
+ *
+ * Return: true if read() has records for poll() to report.
+ */
+static bool fpgastream_batch_ready(struct fpgastream_dev *fdev, u64 completed,
+				   u64 signalled)
+{
+	struct fpgastream_stream *s = &fdev->s;
+
+	if (completed <= s->next_seq)
+		return false;
+	return signalled > s->next_seq || !s->coalesce_usec || s->more ||
+	       completed - s->next_seq >= s->coalesce_count ||
+	       !fdev->running ||
+	       completed - s->rel_seq >= fdev->map->nr_blocks;
+}
+
 static __poll_t fpgastream_poll(struct file *file, poll_table *wait)
 {
 	struct fpgastream_dev *fdev = file->private_data;
 	__poll_t mask = 0;
-	u64 completed;
+	u64 completed, signalled;
 	u32 fault;
 
 	poll_wait(file, &fdev->wq, wait);
@@ -649,10 +736,11 @@ static __poll_t fpgastream_poll(struct file *file, poll_table *wait)
 	}
 	spin_lock_irq(&fdev->irq_lock);
 	completed = fdev->s.completed;
+	signalled = fdev->s.signalled;
 	fault = fdev->s.fault;
 	spin_unlock_irq(&fdev->irq_lock);
 
-	if (completed > fdev->s.next_seq)
+	if (fpgastream_batch_ready(fdev, completed, signalled))
 		mask |= EPOLLIN | EPOLLRDNORM;
 	if (fault)
 		mask |= EPOLLERR;
