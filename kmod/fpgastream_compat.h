@@ -12,12 +12,14 @@
  *
  * pin_user_pages() lost its vmas argument in 6.5: the driver pins with
  * pin_user_pages_fast(), the same in both.
+ *
+ * dma_set_max_seg_size() and dma_set_min_align_mask() return void since
+ * 6.11: the driver ignores their 6.1 int, which is never an error for PCI.
  */
 #ifndef FPGASTREAM_COMPAT_H
 #define FPGASTREAM_COMPAT_H
 
 #include <linux/device.h>
-#include <linux/dma-mapping.h>
 #include <linux/pci.h>
 #include <linux/swiotlb.h>
 #include <linux/version.h>
@@ -32,38 +34,15 @@
 #define PCI_IRQ_INTX	PCI_IRQ_LEGACY
 #endif
 
-/*
- * 6.11 made dma_set_max_seg_size() and dma_set_min_align_mask() return void
- * (they cannot fail on a PCI device, which has dma_parms): the driver's
- * calls keep 6.1's int form, routed by the macros below to wrappers that
- * return 0.
- */
-#if FPGASTREAM_KERNEL_AT_LEAST(6, 11)
-static inline int fpgastream_dma_set_max_seg_size(struct device *dev,
-						  unsigned int size)
-{
-	dma_set_max_seg_size(dev, size);
-	return 0;
-}
-
-static inline int fpgastream_dma_set_min_align_mask(struct device *dev,
-						    unsigned int mask)
-{
-	dma_set_min_align_mask(dev, mask);
-	return 0;
-}
-
-#define dma_set_max_seg_size(dev, size) fpgastream_dma_set_max_seg_size(dev, size)
-#define dma_set_min_align_mask(dev, mask) fpgastream_dma_set_min_align_mask(dev, mask)
-#endif
-
 /* 6.12 replaced is_swiotlb_buffer() by swiotlb_find_pool(). */
-#if FPGASTREAM_KERNEL_AT_LEAST(6, 12)
-static inline bool is_swiotlb_buffer(struct device *dev, phys_addr_t paddr)
+static inline bool fpgastream_is_swiotlb_buffer(struct device *dev, phys_addr_t paddr)
 {
+#if FPGASTREAM_KERNEL_AT_LEAST(6, 12)
 	return swiotlb_find_pool(dev, paddr);
-}
+#else
+	return is_swiotlb_buffer(dev, paddr);
 #endif
+}
 
 /*
  * Before 6.6, swiotlb's slot search can spin forever, its area lock held,
@@ -72,8 +51,7 @@ static inline bool is_swiotlb_buffer(struct device *dev, phys_addr_t paddr)
  * number of IO_TLB_SEGSIZE slot segments in one area, so that the driver
  * keeps its bounce buffers well inside one area; 0: no limit needed.
  */
-#if defined(CONFIG_SWIOTLB) && LINUX_VERSION_MAJOR == 6 && \
-	LINUX_VERSION_PATCHLEVEL < 6
+#if defined(CONFIG_SWIOTLB) && !FPGASTREAM_KERNEL_AT_LEAST(6, 6)
 static inline unsigned long fpgastream_swiotlb_area_segments(struct device *dev)
 {
 	struct io_tlb_mem *mem = dev->dma_io_tlb_mem;

@@ -52,7 +52,7 @@ static bool fpgastream_dma_bounced(struct device *dev, struct iommu_domain *doma
 		phys = iommu_iova_to_phys(domain, addr);
 	else
 		phys = dma_to_phys(dev, addr);
-	return is_swiotlb_buffer(dev, phys);
+	return fpgastream_is_swiotlb_buffer(dev, phys);
 }
 
 /*
@@ -411,20 +411,15 @@ drop_mm:
  * @entries: the entries, or NULL to write zeroes
  * @nr: how many
  *
- * One 64-bit write per entry, as the datasheet allows, instead of two
- * 32-bit halves: on a 64-bit kernel that halves the MMIO writes (a 2 GiB
- * buffer has 32768 entries). No read-back, and relaxed writes: they stay
- * ordered among themselves and against the RING_SIZE writel() to the same
- * device, and the LUT needs no ordering against normal memory.
+ * One 64-bit write per entry and no read-back: a 2 GiB buffer has 32768
+ * entries, and the LUT needs no ordering against normal memory.
  */
 static void fpgastream_lut_fill(struct fpgastream_dev *fdev, const u64 *entries, u32 nr)
 {
-	void __iomem *lut = fdev->hw.lut;
 	u32 i;
 
 	for (i = 0; i < nr; i++)
-		writeq_relaxed(entries ? entries[i] : 0,
-			       lut + (size_t)i * FSTR_LUT_ENTRY_SIZE);
+		fpgastream_hw_lut_write(&fdev->hw, i, entries ? entries[i] : 0);
 }
 
 /**

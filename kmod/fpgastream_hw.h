@@ -253,11 +253,15 @@ static inline void fpgastream_hw_set_rd_count(const struct fpgastream_hw *hw, u3
 	fpgastream_hw_wr(hw, FSTR_REG_RD_COUNT, n);
 }
 
-/* One entry, low half first: the entry takes effect on the high half. */
+/*
+ * One entry in one 64-bit write (a 32-bit kernel splits it low half first,
+ * which the board also accepts). Relaxed: LUT writes stay ordered among
+ * themselves and before the writel() of RING_SIZE that puts them in use.
+ */
 static inline void fpgastream_hw_lut_write(const struct fpgastream_hw *hw, u32 index,
 					   u64 entry)
 {
-	lo_hi_writeq(entry, hw->lut + (size_t)index * FSTR_LUT_ENTRY_SIZE);
+	writeq_relaxed(entry, hw->lut + (size_t)index * FSTR_LUT_ENTRY_SIZE);
 }
 
 static inline u64 fpgastream_hw_lut_bar_len(u32 capacity)

@@ -1026,14 +1026,14 @@ static int fpgastream_setup_dma(struct fpgastream_dev *fdev)
 		dev_err(dev, "no usable DMA mask\n");
 		return ret;
 	}
-	/* Let the DMA layer merge segments, and never split one mid-block. */
-	ret = dma_set_max_seg_size(dev, FSTR_MAX_SEG_SIZE);
-	if (ret)
-		return ret;
-	/* Keep bounce buffers block-aligned (swiotlb honours it since 5.12). */
-	ret = dma_set_min_align_mask(dev, FSTR_BLOCK_SIZE - 1);
-	if (ret)
-		return ret;
+	/*
+	 * Let the DMA layer merge segments, never splitting one mid-block, and
+	 * keep bounce buffers block-aligned (swiotlb honours it since 5.12).
+	 * Neither can fail on a PCI device, which has dma_parms; since 6.11
+	 * they return void.
+	 */
+	dma_set_max_seg_size(dev, FSTR_MAX_SEG_SIZE);
+	dma_set_min_align_mask(dev, FSTR_BLOCK_SIZE - 1);
 	fdev->translated = fpgastream_dma_translated(dev);
 	return 0;
 }
