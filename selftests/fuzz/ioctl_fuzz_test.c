@@ -14,7 +14,7 @@
  * board must still stream correct data.
  *
  * Environment: FPGASTREAM_FUZZ_SEED (default: from the clock; printed with
- * the line that reproduces the run), FPGASTREAM_FUZZ_CALLS (default 20000),
+ * the line that reproduces the run), FPGASTREAM_FUZZ_CALLS (default 50000),
  * FPGASTREAM_FUZZ_THREADS (default 4), FPGASTREAM_FUZZ_FILES (default 4).
  * Threads make the interleaving vary between runs with one seed; each
  * thread's sequence of calls and arguments is the seed's.
@@ -33,7 +33,7 @@
 #pragma GCC diagnostic pop
 #pragma GCC diagnostic ignored "-Wsign-compare"
 
-#define DEFAULT_CALLS	20000
+#define DEFAULT_CALLS	50000
 #define MAX_THREADS	16
 #define MAX_FILES	16
 #define NR_BUFS		3
@@ -211,7 +211,7 @@ static int pick_fd(struct fuzz *f, uint64_t *s)
 static int one_call(struct fuzz *f, struct worker *w, int op)
 {
 	uint64_t *s = &w->rng;
-	int fd = pick_fd(f, s), err = 0, nfd, old, slot;
+	int fd = pick_fd(f, s), err = 0, nfd, old, owner, slot;
 	struct fpgastream_map m;
 	struct fpgastream_start st;
 	struct fpgastream_info info;
@@ -343,7 +343,8 @@ static int one_call(struct fuzz *f, struct worker *w, int op)
 		if (nfd < 0)
 			return errno;
 		old = atomic_exchange(&f->fds[slot], nfd);
-		atomic_compare_exchange_strong(&f->owner_fd, &old, -1);
+		owner = old;	/* the CAS overwrites it when it fails */
+		atomic_compare_exchange_strong(&f->owner_fd, &owner, -1);
 		if (close(old))
 			err = -errno;
 		break;
@@ -463,7 +464,7 @@ TEST_F_TIMEOUT(fuzz, ioctl_calls, 24 * 3600)
 	ksft_print_msg("fuzz seed %#jx, %ju calls, %u threads, %u files, config %s\n",
 		       (uintmax_t)f->seed, (uintmax_t)f->calls, f->nthreads, f->nfiles,
 		       config_name(&f->d));
-	ksft_print_msg("reproduce: tools/vm/run --config %s --append FPGASTREAM_FUZZ_SEED=%#jx "
+	ksft_print_msg("reproduce: tools/vm/run [--kernel K --module M] --config %s --append FPGASTREAM_FUZZ_SEED=%#jx "
 		       "--append FPGASTREAM_FUZZ_CALLS=%ju -- ioctl_fuzz_test\n",
 		       config_name(&f->d), (uintmax_t)f->seed, (uintmax_t)f->calls);
 
