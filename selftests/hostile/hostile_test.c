@@ -412,7 +412,7 @@ static void exec_case(struct __test_metadata *_metadata, FIXTURE_DATA(race) *sel
 	if (pid == 0) {
 		char a_fd[16], a_acq[32], a_rel[32], a_inj[16], a_cx[4];
 		uint8_t *b = fv_huge(HUGE_2M, false);
-		int fd = fv_open(&self->d, cloexec ? 0 : 0);
+		int fd = fv_open(&self->d, 0);	/* O_CLOEXEC */
 
 		if (!b || fd < 0)
 			_exit(1);

@@ -343,7 +343,9 @@ TEST_F_TIMEOUT(pressure, failslab_session, T_TEST)
  * A failed page allocation prints a warning with a stack dump (warn_alloc)
  * unless the caller passed __GFP_NOWARN, and tools/vm/run counts every
  * "Call Trace:" as a kernel problem; so this runs only when asked to
- * (FPGASTREAM_FAIL_PAGE_ALLOC=1), read its kernel log by hand.
+ * (FPGASTREAM_FAIL_PAGE_ALLOC=1).  It brackets the injected failures with
+ * kmsg markers, for a runner that lets expected allocation-failure dumps
+ * through between them.
  */
 TEST_F_TIMEOUT(pressure, fail_page_alloc_map, T_TEST)
 {
@@ -351,7 +353,11 @@ TEST_F_TIMEOUT(pressure, fail_page_alloc_map, T_TEST)
 
 	if (!on || strcmp(on, "1"))
 		SKIP(return, "set FPGASTREAM_FAIL_PAGE_ALLOC=1 (allocation warnings dirty the log)");
+	if (fault_setup("fail_page_alloc"))
+		SKIP(return, "%s", fault_setup("fail_page_alloc"));
+	fv_write_text("/dev/kmsg", "fpgastream-vm: expect-alloc-failures on\n");
 	every_failure_point(_metadata, self, "fail_page_alloc", step_map);
+	fv_write_text("/dev/kmsg", "fpgastream-vm: expect-alloc-failures off\n");
 }
 
 TEST_HARNESS_MAIN
