@@ -494,6 +494,7 @@ TEST_F_TIMEOUT(fuzz, ioctl_calls, 24 * 3600)
 
 	/* The source runs slowly and endlessly; some files never block. */
 	fv_wr(&f->d, R_EMU_RATE, 2000);
+	fv_pins_quiet(60000);
 	p0 = fv_pin_counts();
 	ASSERT_LE(0, p0.acquired) TH_LOG("no nr_foll_pin_* in /proc/vmstat");
 	lk0 = fv_locked_kb();

@@ -174,6 +174,27 @@ static inline struct fv_pins fv_pin_counts(void)
 	return p;
 }
 
+/*
+ * Wait (up to @ms) until nothing pins or unpins any more: a test program
+ * killed on a timeout may still be letting go of its buffer when the next
+ * test starts (the 6.1 harness does not wait for it), and a baseline taken
+ * then would be wrong.  True when quiet.
+ */
+static inline bool fv_pins_quiet(unsigned int ms)
+{
+	struct fv_pins a = fv_pin_counts(), b;
+	struct timespec ts = { 0, 200 * 1000000L };
+
+	for (; ms; ms = ms > 200 ? ms - 200 : 0) {
+		nanosleep(&ts, NULL);
+		b = fv_pin_counts();
+		if (a.acquired == b.acquired && a.released == b.released)
+			return true;
+		a = b;
+	}
+	return false;
+}
+
 /* Pages pinned since @p0 and not released yet (0 when balanced). */
 static inline long long fv_pins_held(struct fv_pins p0)
 {

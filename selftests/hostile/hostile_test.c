@@ -62,6 +62,7 @@ FIXTURE_SETUP(race)
 		SKIP({ fflush(NULL); _exit(255); }, "%s", why);
 	/* Signals interrupt blocked calls: no SA_RESTART. */
 	ASSERT_EQ(0, sigaction(SIGUSR1, &sa, NULL));
+	fv_pins_quiet(60000);
 	self->p0 = fv_pin_counts();
 	ASSERT_LE(0, self->p0.acquired) TH_LOG("no nr_foll_pin_* in /proc/vmstat");
 	self->lk0 = fv_locked_kb();

@@ -44,6 +44,7 @@ FIXTURE_SETUP(pressure)
 
 	if (why)
 		SKIP({ fflush(NULL); _exit(255); }, "%s", why);
+	fv_pins_quiet(60000);
 	self->p0 = fv_pin_counts();
 	ASSERT_LE(0, self->p0.acquired) TH_LOG("no nr_foll_pin_* in /proc/vmstat");
 	self->lk0 = fv_locked_kb();
