@@ -20,7 +20,7 @@ DEBUG_JOBS ?= $(shell nproc)
 # 256 hugepages instead of check's 1100: kmod's 2 GiB ring test then skips
 # (it needs 1024; under KASAN and TCG it outlasts its 900 s harness timeout,
 # and the production lane covers it).
-DEBUG_VM_OPTS ?= --hugepages 256
+DEBUG_VM_OPTS ?= --hugepages 256 --append FPGASTREAM_FAIL_PAGE_ALLOC=1
 DEBUG_O := $(O)/debug
 
 debug-kernel:
