@@ -33,9 +33,14 @@ deps:
 emu: deps
 	@tools/emu/build.sh >/dev/null
 
+# Everything on Debian's 6.1, then the debug kernel's iommu config
+# (mk/debug.mk; make check-debug runs all four, with the long fuzz).
+CHECK_DEBUG_CONFIGS ?= iommu
 check: deps emu
 	$(MAKE) all
-	selftests/check
+	$(MAKE) debug-module
+	@kdir=$$(tools/debug-kernel/build) && \
+	selftests/check --lane debug "$(CHECK_DEBUG_CONFIGS)" "$(DEBUG_RUN_OPTS)"
 
 # The main job on the reference device: the board behind a strict IOMMU,
 # a 256 MiB ring of 2 MiB hugepages, 1 GiB captured and verified.

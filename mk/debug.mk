@@ -37,12 +37,16 @@ debug-module: debug-kernel
 		{ cat $(DEBUG_O)/kmod.log; exit 1; }
 	@echo "debug-module: $(DEBUG_O)/kmod/fpgastream.ko"
 
+# Runner options of a debug boot, in a recipe that has set $$kdir.
+DEBUG_RUN_OPTS = --kernel $$kdir/bzImage --module $(DEBUG_O)/kmod/fpgastream.ko \
+	--timeout $(DEBUG_TIMEOUT) $(DEBUG_VM_OPTS)
+
 check-debug: deps emu
 	$(MAKE) all
 	$(MAKE) debug-module
 	@kdir=$$(tools/debug-kernel/build) && start=$$(date +%s) && \
 	selftests/check --no-host --label debug --configs "$(DEBUG_CONFIGS)" \
-		--vm "--kernel $$kdir/bzImage --module $(DEBUG_O)/kmod/fpgastream.ko --timeout $(DEBUG_TIMEOUT) --append FPGASTREAM_FUZZ_CALLS=$(DEBUG_FUZZ_CALLS) $(DEBUG_VM_OPTS)"; \
+		--vm "$(DEBUG_RUN_OPTS) --append FPGASTREAM_FUZZ_CALLS=$(DEBUG_FUZZ_CALLS)"; \
 	rc=$$?; echo "check-debug: $$(( ($$(date +%s) - start) / 60 )) min for configs $(DEBUG_CONFIGS)"; \
 	exit $$rc
 
