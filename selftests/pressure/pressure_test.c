@@ -324,7 +324,14 @@ static void every_failure_point(struct __test_metadata *_metadata,
 	ksft_print_msg("%s: %u allocations, %u failed the call (ENOMEM %u, EFAULT %u, EIO %u), %u done without\n",
 		       which, nth - 1, failed, hist[0], hist[1], hist[2], tolerated);
 	EXPECT_GE(MAX_NTH, nth) TH_LOG("still allocating after %u: fail-nth not reaching the end?", MAX_NTH);
-	EXPECT_LT(0, failed) TH_LOG("no injected failure reached the driver");
+	EXPECT_LT(0, failed + tolerated) TH_LOG("no failure was injected at all");
+	/*
+	 * MAP's slab allocations are the driver's own and must fail it; the
+	 * page allocations under it (IOMMU page tables, large kmalloc) may
+	 * all have fallbacks, so there a call that did without is enough.
+	 */
+	if (!strcmp(which, "failslab"))
+		EXPECT_LT(0, failed) TH_LOG("no injected failure reached the driver");
 	EXPECT_EQ(0, fv_board_works(&self->d, 8, why, sizeof(why)))
 		TH_LOG("the board does not stream afterwards: %s", why);
 	EXPECT_EQ(0, fv_pins_held(self->p0));
