@@ -300,6 +300,8 @@ static inline int fv_find_node(const char *bdf, char *node, size_t len)
 		closedir(dir2);
 	}
 	closedir(dir);
+	if (!node[0] && fv_exists("/dev/fpgastream0"))
+		snprintf(node, len, "/dev/fpgastream0");
 	return node[0] ? 0 : -ENOENT;
 }
 

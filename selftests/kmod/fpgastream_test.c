@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "uapi/fpgastream.h"
+#include "fstr_vm.h"
 
 /*
  * The 6.1 harness is written for -Wall, not -Wextra: its timeout handler has
@@ -122,105 +123,13 @@ static long bad_word(const uint64_t *w, uint64_t s, uint64_t seed, bool full)
 	return -1;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
-static void sleep_ms(unsigned int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
-
-static int read_text(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = 0;
-	return 0;
-}
-
-/* Write @s to a sysfs or procfs file; 0 or -errno. */
-static int write_text(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY);
-	ssize_t n;
-	int err = 0;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, s, strlen(s));
-	if (n < 0)
-		err = -errno;
-	close(fd);
-	return err;
-}
-
-static unsigned long read_hex(const char *path)
-{
-	char buf[64];
-
-	if (read_text(path, buf, sizeof(buf)))
-		return ~0UL;
-	return strtoul(buf, NULL, 0);
-}
-
-static bool exists(const char *path)
-{
-	struct stat st;
-
-	return stat(path, &st) == 0;
-}
-
 static bool cmdline_has(const char *word)
 {
 	char buf[4096];
 
-	if (read_text("/proc/cmdline", buf, sizeof(buf)))
+	if (fv_read_text("/proc/cmdline", buf, sizeof(buf)))
 		return false;
 	return strstr(buf, word) != NULL;
-}
-
-/* Value of a "Key:   N kB" line of @path (/proc/meminfo, /proc/self/status). */
-static long long proc_kb(const char *path, const char *key)
-{
-	char line[256];
-	size_t kl = strlen(key);
-	long long v = -1;
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, key, kl) && line[kl] == ':') {
-			v = atoll(line + kl + 1);
-			break;
-		}
-	}
-	fclose(f);
-	return v;
-}
-
-/* Locked-memory charge of this process: mlock-style (VmLck) plus pinned. */
-static long long locked_kb(void)
-{
-	long long lck = proc_kb("/proc/self/status", "VmLck");
-	long long pin = proc_kb("/proc/self/status", "VmPin");
-
-	return (lck < 0 ? 0 : lck) + (pin < 0 ? 0 : pin);
 }
 
 struct pins {
@@ -237,7 +146,7 @@ static struct pins pin_counts(void)
 	char line[128];
 	FILE *f;
 
-	write_text("/proc/sys/vm/stat_refresh", "1");
+	fv_write_text("/proc/sys/vm/stat_refresh", "1");
 	f = fopen("/proc/vmstat", "r");
 	if (!f)
 		return p;
@@ -308,86 +217,6 @@ static void reg_wr(struct dev *d, unsigned int off, uint32_t v)
 	(void)d->bar0[R_ID / 4];	/* flush the posted write */
 }
 
-static int find_bdf(char *bdf, size_t len)
-{
-	const char *env = getenv("FPGASTREAM_BDF");
-	char path[PATH_MAX];
-	struct dirent *e;
-	DIR *dir;
-	int found = -ENODEV;
-
-	if (env) {
-		snprintf(bdf, len, "%s", env);
-		return 0;
-	}
-	dir = opendir("/sys/bus/pci/devices");
-	if (!dir)
-		return -errno;
-	while ((e = readdir(dir))) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vendor", e->d_name);
-		if (read_hex(path) != PCI_VENDOR)
-			continue;
-		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/device", e->d_name);
-		if (read_hex(path) != PCI_DEVICE)
-			continue;
-		found = snprintf(bdf, len, "%s", e->d_name) < (int)len ? 0 : -ENAMETOOLONG;
-		break;
-	}
-	closedir(dir);
-	return found;
-}
-
-/*
- * The character device of the board: a directory named fpgastream<N> with a
- * "dev" file below the PCI device in sysfs (directly, or in the class glue
- * directory).  /dev/<that name>, or "" when the driver has none.
- */
-static int find_node(const char *bdf, char *node, size_t len)
-{
-	char base[PATH_MAX], sub[PATH_MAX + 300], dev[PATH_MAX + 600];
-	struct dirent *e, *e2;
-	DIR *dir, *dir2;
-
-	snprintf(base, sizeof(base), "/sys/bus/pci/devices/%s", bdf);
-	dir = opendir(base);
-	if (!dir)
-		return -errno;
-	node[0] = 0;
-	while (!node[0] && (e = readdir(dir))) {
-		if (e->d_type != DT_DIR || e->d_name[0] == '.')
-			continue;
-		snprintf(sub, sizeof(sub), "%s/%s", base, e->d_name);
-		if (!strncmp(e->d_name, "fpgastream", 10)) {
-			snprintf(dev, sizeof(dev), "%s/dev", sub);
-			if (exists(dev)) {
-				if (snprintf(node, len, "/dev/%s", e->d_name) >= (int)len)
-					node[0] = 0;
-				break;
-			}
-		}
-		dir2 = opendir(sub);
-		if (!dir2)
-			continue;
-		while ((e2 = readdir(dir2))) {
-			if (strncmp(e2->d_name, "fpgastream", 10))
-				continue;
-			snprintf(dev, sizeof(dev), "%s/%s/dev", sub, e2->d_name);
-			if (exists(dev)) {
-				if (snprintf(node, len, "/dev/%s", e2->d_name) >= (int)len)
-					node[0] = 0;
-				break;
-			}
-		}
-		closedir(dir2);
-	}
-	closedir(dir);
-	if (!node[0] && exists("/dev/fpgastream0"))
-		snprintf(node, len, "/dev/fpgastream0");
-	return node[0] ? 0 : -ENOENT;
-}
-
 /* Is the device behind an IOMMU that translates (not identity/passthrough)? */
 static bool iommu_translates(const char *bdf)
 {
@@ -401,24 +230,9 @@ static bool iommu_translates(const char *bdf)
 	link[n] = 0;
 	snprintf(path, sizeof(path), "/sys/kernel/iommu_groups/%s/type",
 		 strrchr(link, '/') + 1);
-	if (read_text(path, type, sizeof(type)))
+	if (fv_read_text(path, type, sizeof(type)))
 		return true;	/* a group without a type file: old kernels translate */
 	return !strncmp(type, "DMA", 3);
-}
-
-static void driver_name(const char *bdf, char *out, size_t len)
-{
-	char path[PATH_MAX], link[PATH_MAX];
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", bdf);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n < 0) {
-		out[0] = 0;
-		return;
-	}
-	link[n] = 0;
-	snprintf(out, len, "%s", strrchr(link, '/') + 1);
 }
 
 /*
@@ -433,15 +247,15 @@ static const char *dev_setup(struct __test_metadata *_metadata, struct dev *d)
 	int fd;
 
 	memset(d, 0, sizeof(*d));
-	if (find_bdf(d->bdf, sizeof(d->bdf)))
+	if (fv_find_bdf(d->bdf, sizeof(d->bdf)))
 		return "no FSTR board (PCI 1234:f5a0) in this machine";
-	if (!exists("/sys/module/" MODULE_NAME))
+	if (!fv_exists("/sys/module/" MODULE_NAME))
 		return "the fpgastream module is not loaded";
-	driver_name(d->bdf, d->driver, sizeof(d->driver));
+	fv_driver_name(d->bdf, d->driver, sizeof(d->driver));
 	ASSERT_STREQ(MODULE_NAME, d->driver) {
 		TH_LOG("board %s is not bound to the module", d->bdf);
 	}
-	ASSERT_EQ(0, find_node(d->bdf, d->node, sizeof(d->node))) {
+	ASSERT_EQ(0, fv_find_node(d->bdf, d->node, sizeof(d->node))) {
 		TH_LOG("no /dev/fpgastream<N> for %s", d->bdf);
 	}
 
@@ -498,18 +312,13 @@ static const char *config_name(struct dev *d)
 
 /* ---------------------------------------------------------- ioctl wrappers */
 
-static int ioc(int fd, unsigned long req, void *arg)
-{
-	return ioctl(fd, req, arg) ? -errno : 0;
-}
-
 static int do_map(int fd, const void *addr, uint64_t len, uint32_t flags,
 		  struct fpgastream_map *out)
 {
 	struct fpgastream_map m = {
 		.addr = (uintptr_t)addr, .length = len, .flags = flags,
 	};
-	int err = ioc(fd, FPGASTREAM_IOC_MAP, &m);
+	int err = fv_ioc(fd, FPGASTREAM_IOC_MAP, &m);
 
 	if (out)
 		*out = m;
@@ -523,18 +332,18 @@ static int do_start(int fd, uint32_t flags, uint32_t count, uint32_t usec)
 		.irq_coalesce_usec = usec,
 	};
 
-	return ioc(fd, FPGASTREAM_IOC_START, &s);
+	return fv_ioc(fd, FPGASTREAM_IOC_START, &s);
 }
 
 static int do_release(int fd, uint64_t n)
 {
-	return ioc(fd, FPGASTREAM_IOC_RELEASE, &n);
+	return fv_ioc(fd, FPGASTREAM_IOC_RELEASE, &n);
 }
 
 static int do_stats(int fd, struct fpgastream_stats *st)
 {
 	memset(st, 0xff, sizeof(*st));
-	return ioc(fd, FPGASTREAM_IOC_STATS, st);
+	return fv_ioc(fd, FPGASTREAM_IOC_STATS, st);
 }
 
 #define REC sizeof(struct fpgastream_block)
@@ -622,7 +431,7 @@ static void buf_free(struct buf *b)
 
 static long long huge_free_pages(void)
 {
-	return proc_kb("/proc/meminfo", "HugePages_Free");
+	return fv_proc_kb("/proc/meminfo", "HugePages_Free");
 }
 
 /* ------------------------------------------------------- record checking */
@@ -651,7 +460,7 @@ static void checker_init(struct checker *c, struct dev *d, const struct buf *b,
 	c->seed = d->seed;
 	c->loss = loss;
 	c->full = true;
-	c->t_start = now_ns();
+	c->t_start = fv_now_ns();
 }
 
 /*
@@ -699,7 +508,7 @@ static void check_record(struct __test_metadata *_metadata, struct checker *c,
 		       (uintmax_t)r->seq, (uintmax_t)r->timestamp_ns,
 		       (uintmax_t)c->t_start);
 	}
-	ASSERT_GE(now_ns(), r->timestamp_ns);
+	ASSERT_GE(fv_now_ns(), r->timestamp_ns);
 
 	c->lost += r->lost;
 	if (r->lost)
@@ -750,12 +559,12 @@ static uint64_t consume(struct __test_metadata *_metadata, int fd,
 /* Wait until WR_COUNT reaches @n (the board completed @n blocks). */
 static bool wait_wr_count(struct dev *d, uint32_t n)
 {
-	uint64_t end = now_ns() + WAIT_MS * 1000000ULL;
+	uint64_t end = fv_now_ns() + WAIT_MS * 1000000ULL;
 
 	while (reg_rd(d, R_WR_COUNT) < n) {
-		if (now_ns() > end)
+		if (fv_now_ns() > end)
 			return false;
-		sleep_ms(2);
+		fv_sleep_ms(2);
 	}
 	return true;
 }
@@ -788,7 +597,7 @@ FIXTURE_SETUP(ioctl)
 		SETUP_SKIP("%s", why);
 	self->fd = dev_open(&self->d, 0);
 	ASSERT_LE(0, self->fd) TH_LOG("open %s: %s", self->d.node, strerror(errno));
-	ASSERT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_INFO, &self->d.info));
+	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_INFO, &self->d.info));
 	ASSERT_EQ(0, huge_alloc(&self->b, 4 << 20, false)) {
 		TH_LOG("4 MiB of 2 MiB hugepages: %s", strerror(errno));
 	}
@@ -810,7 +619,7 @@ TEST_F(ioctl, info_contents)
 	bool group;
 
 	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", self->d.bdf);
-	group = exists(path);
+	group = fv_exists(path);
 	ksft_print_msg("board %s node %s config %s: hw %#x lut %u dma_bits %u flags %#x%s\n",
 		       self->d.bdf, self->d.node, config_name(&self->d), i->hw_version,
 		       i->lut_capacity, i->dma_addr_bits, i->flags,
@@ -833,9 +642,9 @@ TEST_F(ioctl, info_contents)
 
 	/* Stable, and a bad pointer is a fault, not a crash. */
 	memset(&again, 0xa5, sizeof(again));
-	ASSERT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_INFO, &again));
+	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_INFO, &again));
 	EXPECT_EQ(0, memcmp(i, &again, sizeof(again)));
-	EXPECT_EQ(-EFAULT, ioc(self->fd, FPGASTREAM_IOC_INFO, NULL));
+	EXPECT_EQ(-EFAULT, fv_ioc(self->fd, FPGASTREAM_IOC_INFO, NULL));
 }
 
 TEST_F(ioctl, map_einval)
@@ -843,7 +652,7 @@ TEST_F(ioctl, map_einval)
 	struct fpgastream_map m;
 	uint8_t *p = self->b.p;
 	struct pins p0 = pin_counts(), p1;
-	long long lk0 = locked_kb();
+	long long lk0 = fv_locked_kb();
 
 	EXPECT_EQ(-EINVAL, do_map(self->fd, p + 4096, BLOCK, 0, NULL))
 		TH_LOG("addr not block aligned");
@@ -862,7 +671,7 @@ TEST_F(ioctl, map_einval)
 	/* None of that left state, pins or charge behind. */
 	p1 = pin_counts();
 	EXPECT_EQ(p1.acquired - p0.acquired, p1.released - p0.released);
-	EXPECT_EQ(lk0, locked_kb());
+	EXPECT_EQ(lk0, fv_locked_kb());
 	ASSERT_EQ(0, do_map(self->fd, p, 4 << 20, 0, &m));
 	EXPECT_EQ(64, m.nr_blocks);
 }
@@ -911,12 +720,12 @@ TEST_F(ioctl, map_ebusy)
 	/* A second file opens fine, reads INFO, but cannot MAP. */
 	fd2 = dev_open(&self->d, 0);
 	ASSERT_LE(0, fd2) TH_LOG("second open: %s", strerror(errno));
-	ASSERT_EQ(0, ioc(fd2, FPGASTREAM_IOC_INFO, &info));
+	ASSERT_EQ(0, fv_ioc(fd2, FPGASTREAM_IOC_INFO, &info));
 	EXPECT_EQ(0, memcmp(&info, &self->d.info, sizeof(info)));
 	EXPECT_EQ(-EBUSY, do_map(fd2, self->b.p + (2 << 20), 2 << 20, 0, NULL));
 
 	/* After UNMAP the other file may map. */
-	ASSERT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_UNMAP, NULL));
+	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_UNMAP, NULL));
 	EXPECT_EQ(0, do_map(fd2, self->b.p + (2 << 20), 2 << 20, 0, NULL));
 	EXPECT_EQ(-EBUSY, do_map(self->fd, self->b.p, 2 << 20, 0, NULL));
 	EXPECT_EQ(0, close(fd2));
@@ -927,7 +736,7 @@ TEST_F(ioctl, map_ebusy)
 TEST_F(ioctl, map_efault)
 {
 	struct pins p0 = pin_counts(), p1;
-	long long lk0 = locked_kb();
+	long long lk0 = fv_locked_kb();
 	uint8_t *hole, *ro;
 
 	/* A range with nothing mapped. */
@@ -955,7 +764,7 @@ TEST_F(ioctl, map_efault)
 	EXPECT_EQ(p1.acquired - p0.acquired, p1.released - p0.released)
 		TH_LOG("failed MAPs leaked %lld pins",
 		       (p1.acquired - p0.acquired) - (p1.released - p0.released));
-	EXPECT_EQ(lk0, locked_kb()) TH_LOG("failed MAPs left a locked-memory charge");
+	EXPECT_EQ(lk0, fv_locked_kb()) TH_LOG("failed MAPs left a locked-memory charge");
 	/* The file is still free to map. */
 	EXPECT_EQ(0, do_map(self->fd, self->b.p, 2 << 20, 0, NULL));
 }
@@ -992,12 +801,12 @@ TEST_F(ioctl, map_enomem_memlock)
 		close(pfd[0]);
 		res[0] = setrlimit(RLIMIT_MEMLOCK, &rl) ? -errno : 0;
 		res[1] = drop_ipc_lock();
-		lk0 = locked_kb();
+		lk0 = fv_locked_kb();
 		/* 4 MiB over a 2 MiB limit: refused like mlock refuses. */
 		res[2] = do_map(self->fd, self->b.p, 4 << 20, 0, NULL);
 		/* 2 MiB is within the limit: the limit, not the cap, decided. */
 		res[3] = do_map(self->fd, self->b.p, 2 << 20, 0, NULL);
-		if (res[3] == 0 && locked_kb() - lk0 != 2048)
+		if (res[3] == 0 && fv_locked_kb() - lk0 != 2048)
 			res[3] = -ERANGE;	/* mapped, but not charged */
 		if (write(pfd[1], res, sizeof(res)) != sizeof(res))
 			_exit(2);
@@ -1068,7 +877,7 @@ TEST_F_TIMEOUT(ioctl, map_small_pages, T_STREAM)
 		checker_init(&c, &self->d, &b, 64, LOSS_NONE);
 		ASSERT_EQ(0, do_start(self->fd, FPGASTREAM_START_FLOW_CONTROL, 0, 0));
 		consume(_metadata, self->fd, &c, 64 + 5, 16);
-		ASSERT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
+		ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
 		ASSERT_EOF(self->fd);
 	} else {
 		char line[1024];
@@ -1096,7 +905,7 @@ TEST_F_TIMEOUT(ioctl, map_small_pages, T_STREAM)
 	if (kmsg >= 0)
 		close(kmsg);
 	if (self->d.translated)
-		ASSERT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_UNMAP, NULL));
+		ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_UNMAP, NULL));
 	munmap(raw, len + BLOCK);
 }
 
@@ -1151,7 +960,7 @@ TEST_F(ioctl, map_no_bounce)
 		EXPECT_EQ(p1.acquired - p0.acquired, p1.released - p0.released);
 		ASSERT_EQ(0, do_map(self->fd, high, 2 << 20, 0, &m));
 		EXPECT_TRUE(m.mapped_flags & FPGASTREAM_MAPPED_BOUNCED);
-		ASSERT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_UNMAP, NULL));
+		ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_UNMAP, NULL));
 	}
 	if (low) {
 		ASSERT_EQ(0, do_map(self->fd, low, 2 << 20, FPGASTREAM_MAP_NO_BOUNCE, &m));
@@ -1177,7 +986,7 @@ TEST_F(ioctl, start_stop_release_errors)
 	reg_wr(&self->d, R_EMU_BURST, 4);
 	ASSERT_EQ(0, do_start(self->fd, FPGASTREAM_START_FLOW_CONTROL, 0, 0));
 	EXPECT_EQ(-EBUSY, do_start(self->fd, FPGASTREAM_START_FLOW_CONTROL, 0, 0));
-	EXPECT_EQ(-EBUSY, ioc(self->fd, FPGASTREAM_IOC_START, &bad));
+	EXPECT_EQ(-EBUSY, fv_ioc(self->fd, FPGASTREAM_IOC_START, &bad));
 
 	ASSERT_TRUE(wait_wr_count(&self->d, 4));
 	/* Exactly 2 announced (room for 2), none released. */
@@ -1190,16 +999,16 @@ TEST_F(ioctl, start_stop_release_errors)
 	EXPECT_EQ(-EINVAL, do_release(self->fd, 2)) TH_LOG("2 of 1 unreleased");
 	EXPECT_EQ(0, do_release(self->fd, 1));
 	EXPECT_EQ(-EINVAL, do_release(self->fd, 1)) TH_LOG("all released already");
-	EXPECT_EQ(-EFAULT, ioc(self->fd, FPGASTREAM_IOC_RELEASE, NULL));
+	EXPECT_EQ(-EFAULT, fv_ioc(self->fd, FPGASTREAM_IOC_RELEASE, NULL));
 
-	ASSERT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
+	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
 	/* Stopped: START again is fine (it restarts from seq 0). */
 	reg_wr(&self->d, R_EMU_BURST, 2);
 	ASSERT_EQ(0, do_start(self->fd, FPGASTREAM_START_FLOW_CONTROL, 0, 0));
 	ASSERT_EQ(1, get_records(self->fd, r, 1, WAIT_MS));
 	EXPECT_EQ(0, r[0].seq);
-	ASSERT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
-	ASSERT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_UNMAP, NULL));
+	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
+	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_UNMAP, NULL));
 	EXPECT_EQ(-EINVAL, do_start(self->fd, 0, 0, 0)) TH_LOG("START after UNMAP");
 }
 
@@ -1208,12 +1017,12 @@ TEST_F(ioctl, unknown_ioctl)
 	struct fpgastream_stats st;
 	uint64_t big[32] = { 0 };
 
-	EXPECT_EQ(-ENOTTY, ioc(self->fd, _IO(FPGASTREAM_IOC_MAGIC, 0x7f), NULL));
-	EXPECT_EQ(-ENOTTY, ioc(self->fd, _IOR(FPGASTREAM_IOC_MAGIC, 0x20, uint64_t), big));
-	EXPECT_EQ(-ENOTTY, ioc(self->fd, _IO('x', 0x00), NULL));
+	EXPECT_EQ(-ENOTTY, fv_ioc(self->fd, _IO(FPGASTREAM_IOC_MAGIC, 0x7f), NULL));
+	EXPECT_EQ(-ENOTTY, fv_ioc(self->fd, _IOR(FPGASTREAM_IOC_MAGIC, 0x20, uint64_t), big));
+	EXPECT_EQ(-ENOTTY, fv_ioc(self->fd, _IO('x', 0x00), NULL));
 	/* The right number with another size is another ioctl. */
-	EXPECT_EQ(-ENOTTY, ioc(self->fd, _IOR(FPGASTREAM_IOC_MAGIC, 0x00, uint64_t), big));
-	EXPECT_EQ(-ENOTTY, ioc(self->fd, TCGETS, big)) TH_LOG("not a tty");
+	EXPECT_EQ(-ENOTTY, fv_ioc(self->fd, _IOR(FPGASTREAM_IOC_MAGIC, 0x00, uint64_t), big));
+	EXPECT_EQ(-ENOTTY, fv_ioc(self->fd, TCGETS, big)) TH_LOG("not a tty");
 	/* The file still works. */
 	EXPECT_EQ(0, do_stats(self->fd, &st));
 }
@@ -1266,7 +1075,7 @@ TEST_F(ioctl, read_errors)
 	alarm(0);
 	sigaction(SIGALRM, &old, NULL);
 
-	ASSERT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
+	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
 	ASSERT_EOF(self->fd);
 }
 
@@ -1279,7 +1088,7 @@ TEST_F(ioctl, several_files)
 	for (k = 0; k < 4; k++) {
 		fds[k] = dev_open(&self->d, 0);
 		ASSERT_LE(0, fds[k]) TH_LOG("open #%d: %s", k, strerror(errno));
-		ASSERT_EQ(0, ioc(fds[k], FPGASTREAM_IOC_INFO, &info));
+		ASSERT_EQ(0, fv_ioc(fds[k], FPGASTREAM_IOC_INFO, &info));
 		EXPECT_EQ(0, memcmp(&info, &self->d.info, sizeof(info)));
 	}
 	ASSERT_EQ(0, do_map(fds[2], self->b.p, 2 << 20, 0, NULL));
@@ -1291,7 +1100,7 @@ TEST_F(ioctl, several_files)
 	reg_wr(&self->d, R_EMU_BURST, 3);
 	ASSERT_EQ(0, do_start(fds[2], FPGASTREAM_START_FLOW_CONTROL, 0, 0));
 	ASSERT_TRUE(wait_wr_count(&self->d, 3));
-	EXPECT_EQ(0, ioc(fds[0], FPGASTREAM_IOC_INFO, &info));
+	EXPECT_EQ(0, fv_ioc(fds[0], FPGASTREAM_IOC_INFO, &info));
 	EXPECT_EQ(0, do_stats(fds[1], &st));
 	for (k = 0; k < 4; k++)
 		if (k != 2)
@@ -1318,7 +1127,7 @@ FIXTURE_SETUP(stream)
 		SETUP_SKIP("%s", why);
 	self->fd = dev_open(&self->d, 0);
 	ASSERT_LE(0, self->fd) TH_LOG("open %s: %s", self->d.node, strerror(errno));
-	ASSERT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_INFO, &self->d.info));
+	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_INFO, &self->d.info));
 }
 
 FIXTURE_TEARDOWN(stream)
@@ -1370,7 +1179,7 @@ TEST_F_TIMEOUT(stream, data_four_rings, T_STREAM)
 	checker_init(&c, &self->d, &self->b, self->nr_blocks, LOSS_NONE);
 	ASSERT_EQ(0, do_start(self->fd, FPGASTREAM_START_FLOW_CONTROL, 0, 0));
 	reads = consume(_metadata, self->fd, &c, burst, 64);
-	ASSERT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
+	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
 	ASSERT_EOF(self->fd);
 
 	ASSERT_EQ(0, do_stats(self->fd, &st));
@@ -1403,7 +1212,7 @@ TEST_F_TIMEOUT(stream, batching, T_SHORT)
 	ASSERT_EQ(0, do_start(self->fd, FPGASTREAM_START_FLOW_CONTROL, 0, 0));
 	/* The whole burst is complete (and signalled) before the first read. */
 	ASSERT_TRUE(wait_wr_count(&self->d, 20));
-	sleep_ms(200);
+	fv_sleep_ms(200);
 
 	/* Room for exactly 3: exactly 3. */
 	n = get_records(self->fd, r, 3, WAIT_MS);
@@ -1418,7 +1227,7 @@ TEST_F_TIMEOUT(stream, batching, T_SHORT)
 	for (i = 0; i < 20; i++)
 		check_record(_metadata, &c, &r[i]);
 	ASSERT_EQ(0, do_release(self->fd, 20));
-	ASSERT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
+	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
 	ASSERT_EOF(self->fd);
 }
 
@@ -1437,12 +1246,12 @@ TEST_F_TIMEOUT(stream, slow_consumer_flow_control, T_STREAM)
 	checker_init(&c, &self->d, &self->b, self->nr_blocks, LOSS_NONE);
 	ASSERT_EQ(0, do_start(self->fd, FPGASTREAM_START_FLOW_CONTROL, 0, 0));
 	while (c.records < burst) {
-		sleep_ms(20);
+		fv_sleep_ms(20);
 		ASSERT_EQ(1, get_records(self->fd, &r, 1, WAIT_MS));
 		check_record(_metadata, &c, &r);
 		ASSERT_EQ(0, do_release(self->fd, 1));
 	}
-	ASSERT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
+	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
 	ASSERT_EOF(self->fd);
 	ASSERT_EQ(0, do_stats(self->fd, &st));
 	EXPECT_EQ(0, c.lost);
@@ -1475,14 +1284,14 @@ TEST_F_TIMEOUT(stream, drop_at_source, T_STREAM)
 	checker_init(&c, &self->d, &self->b, self->nr_blocks, LOSS_DROP);
 	ASSERT_EQ(0, do_start(self->fd, FPGASTREAM_START_FLOW_CONTROL, 0, 0));
 	/* Hold: read nothing for a while, the ring and the FIFO fill up. */
-	sleep_ms(500);
+	fv_sleep_ms(500);
 	ksft_print_msg("after holding: WR_COUNT %u DROP_COUNT %u\n",
 		       reg_rd(&self->d, R_WR_COUNT), reg_rd(&self->d, R_DROP_COUNT));
 
 	/* Then consume until the board is quiet and everything is read. */
-	deadline = now_ns() + 60 * 1000000000ULL;
+	deadline = fv_now_ns() + 60 * 1000000000ULL;
 	for (;;) {
-		ASSERT_GT(deadline, now_ns()) TH_LOG("the stream never settled");
+		ASSERT_GT(deadline, fv_now_ns()) TH_LOG("the stream never settled");
 		n = get_records(self->fd, r, 64, 1000);
 		if (n == -ETIME) {
 			wr = reg_rd(&self->d, R_WR_COUNT);
@@ -1514,7 +1323,7 @@ TEST_F_TIMEOUT(stream, drop_at_source, T_STREAM)
 	EXPECT_EQ(c.records, st.blocks_announced);
 	EXPECT_EQ(c.records, st.blocks_completed);
 	EXPECT_EQ(0, st.blocks_overwritten);
-	ASSERT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
+	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
 	ASSERT_EOF(self->fd);
 }
 
@@ -1537,7 +1346,7 @@ TEST_F_TIMEOUT(stream, overwrite, T_STREAM)
 	checker_init(&c, &self->d, &self->b, self->nr_blocks, LOSS_OVERWRITE);
 	ASSERT_EQ(0, do_start(self->fd, 0, 0, 0));
 	ASSERT_TRUE(wait_wr_count(&self->d, burst));
-	sleep_ms(200);
+	fv_sleep_ms(200);
 
 	while (c.next_seq < burst) {
 		n = get_records(self->fd, r, 64, WAIT_MS);
@@ -1565,7 +1374,7 @@ TEST_F_TIMEOUT(stream, overwrite, T_STREAM)
 	EXPECT_EQ(c.records, st.blocks_announced);
 	EXPECT_EQ(c.lost, st.blocks_overwritten);
 	EXPECT_EQ(0, st.blocks_dropped);
-	ASSERT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
+	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
 	ASSERT_EOF(self->fd);
 }
 
@@ -1585,7 +1394,7 @@ TEST_F_TIMEOUT(stream, unreleased_blocks_kept, T_SHORT)
 	checker_init(&c, &self->d, &self->b, self->nr_blocks, LOSS_NONE);
 	ASSERT_EQ(0, do_start(self->fd, FPGASTREAM_START_FLOW_CONTROL, 0, 0));
 	ASSERT_TRUE(wait_wr_count(&self->d, 32));
-	sleep_ms(100);
+	fv_sleep_ms(100);
 	for (n = 0; n < 32; n += i) {
 		i = get_records(self->fd, r + n, 32 - n, WAIT_MS);
 		ASSERT_LT(0, i);
@@ -1593,7 +1402,7 @@ TEST_F_TIMEOUT(stream, unreleased_blocks_kept, T_SHORT)
 	for (i = 0; i < 32; i++)
 		check_record(_metadata, &c, &r[i]);
 	/* Held, with the source endless: nothing moves. */
-	sleep_ms(300);
+	fv_sleep_ms(300);
 	EXPECT_EQ(32, reg_rd(&self->d, R_WR_COUNT)) TH_LOG("the board went past unreleased blocks");
 	for (i = 0; i < 32; i++)
 		ASSERT_EQ(-1, bad_word((const uint64_t *)(self->b.p + i * BLOCK), i,
@@ -1601,7 +1410,7 @@ TEST_F_TIMEOUT(stream, unreleased_blocks_kept, T_SHORT)
 	/* Give back 8: exactly 8 more blocks, into slots 0..7. */
 	ASSERT_EQ(0, do_release(self->fd, 8));
 	ASSERT_TRUE(wait_wr_count(&self->d, 40));
-	sleep_ms(300);
+	fv_sleep_ms(300);
 	EXPECT_EQ(40, reg_rd(&self->d, R_WR_COUNT));
 	for (n = 0; n < 8; n += i) {
 		i = get_records(self->fd, r + n, 8 - n, WAIT_MS);
@@ -1614,7 +1423,7 @@ TEST_F_TIMEOUT(stream, unreleased_blocks_kept, T_SHORT)
 				       self->d.seed, true)) TH_LOG("held block %ld rewritten", i);
 	EXPECT_EQ(-EINVAL, do_release(self->fd, 33));
 	ASSERT_EQ(0, do_release(self->fd, 32));
-	ASSERT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
+	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
 }
 
 /*
@@ -1636,7 +1445,7 @@ TEST_F_TIMEOUT(stream, overwrite_release_across_gap, T_STREAM)
 	reg_wr(&self->d, R_EMU_BURST, 8);
 	ASSERT_EQ(0, do_start(self->fd, 0, 0, 0));
 	ASSERT_TRUE(wait_wr_count(&self->d, 8));
-	sleep_ms(100);
+	fv_sleep_ms(100);
 	for (held = 0; held < 8; held += n) {
 		n = get_records(self->fd, r, 8 - held, WAIT_MS);
 		ASSERT_LT(0, n);
@@ -1647,7 +1456,7 @@ TEST_F_TIMEOUT(stream, overwrite_release_across_gap, T_STREAM)
 	burst = 3 * self->nr_blocks + 8;
 	reg_wr(&self->d, R_EMU_BURST, burst);
 	ASSERT_TRUE(wait_wr_count(&self->d, burst));
-	sleep_ms(200);
+	fv_sleep_ms(200);
 	while (c.next_seq < burst) {
 		n = get_records(self->fd, r, 64, WAIT_MS);
 		ASSERT_LT(0, n);
@@ -1666,7 +1475,7 @@ TEST_F_TIMEOUT(stream, overwrite_release_across_gap, T_STREAM)
 	EXPECT_EQ(held, st.blocks_released);
 	EXPECT_EQ(held, st.blocks_announced);
 	EXPECT_EQ(c.lost, st.blocks_overwritten);
-	ASSERT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
+	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
 	ASSERT_EOF(self->fd);
 }
 
@@ -1694,7 +1503,7 @@ TEST_F_TIMEOUT(stream, poll_states, T_SHORT)
 	ASSERT_EQ(1, poll(&p, 1, WAIT_MS));
 	EXPECT_EQ(POLLIN, p.revents);
 	ASSERT_TRUE(wait_wr_count(&self->d, 3));
-	sleep_ms(100);
+	fv_sleep_ms(100);
 	ev = poll_now(self->fd);
 	EXPECT_EQ(POLLIN | POLLRDNORM, ev);
 	ASSERT_EQ(3, get_records(self->fd, r, 4, WAIT_MS));
@@ -1704,7 +1513,7 @@ TEST_F_TIMEOUT(stream, poll_states, T_SHORT)
 	EXPECT_EQ(0, poll_now(self->fd));
 
 	/* Stopped and drained: hang-up, and no data. */
-	ASSERT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
+	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
 	ev = poll_now(self->fd);
 	EXPECT_TRUE(ev & POLLHUP) TH_LOG("revents %#x", ev);
 	EXPECT_FALSE(ev & (POLLIN | POLLERR)) TH_LOG("revents %#x", ev);
@@ -1714,8 +1523,8 @@ TEST_F_TIMEOUT(stream, poll_states, T_SHORT)
 	reg_wr(&self->d, R_EMU_BURST, 3);
 	ASSERT_EQ(0, do_start(self->fd, FPGASTREAM_START_FLOW_CONTROL, 0, 0));
 	ASSERT_TRUE(wait_wr_count(&self->d, 3));
-	sleep_ms(100);
-	ASSERT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
+	fv_sleep_ms(100);
+	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
 	ev = poll_now(self->fd);
 	EXPECT_TRUE(ev & POLLIN) TH_LOG("revents %#x: pending records after STOP", ev);
 	ASSERT_EQ(3, get_records(self->fd, r, 4, WAIT_MS));
@@ -1743,9 +1552,9 @@ TEST_F_TIMEOUT(stream, stop_idle_stall, T_STREAM)
 	reg_wr(&self->d, R_EMU_INJECT, INJECT_IDLE_STALL);
 	consume(_metadata, self->fd, &c, 40, 8);
 
-	t0 = now_ns();
-	ASSERT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
-	t1 = now_ns();
+	t0 = fv_now_ns();
+	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
+	t1 = fv_now_ns();
 	ksft_print_msg("STOP with the IDLE stall took %ju ms\n",
 		       (uintmax_t)((t1 - t0) / 1000000));
 	/* Not a speed check: returning sooner means STOP did not wait for IDLE. */
@@ -1783,7 +1592,7 @@ TEST_F_TIMEOUT(stream, irq_coalescing, T_STREAM)
 	checker_init(&c, &self->d, &self->b, self->nr_blocks, LOSS_NONE);
 	ASSERT_EQ(0, do_start(self->fd, FPGASTREAM_START_FLOW_CONTROL, 8, 5000));
 	consume(_metadata, self->fd, &c, burst, 64);
-	ASSERT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
+	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
 	ASSERT_EOF(self->fd);
 	ASSERT_EQ(0, do_stats(self->fd, &st));
 	ksft_print_msg("%ju blocks, %ju interrupts\n", (uintmax_t)st.blocks_completed,
@@ -1847,7 +1656,7 @@ TEST_F_TIMEOUT(fault, pending_then_eio, T_STREAM)
 	ASSERT_EQ(0, do_start(self->fd, FPGASTREAM_START_FLOW_CONTROL, 0, 0));
 	/* Let the ring fill (the source is endless, the board then waits). */
 	ASSERT_TRUE(wait_wr_count(&self->d, 32));
-	sleep_ms(100);
+	fv_sleep_ms(100);
 	ASSERT_EQ(16, get_records(self->fd, r, 16, WAIT_MS));
 	for (i = 0; i < 16; i++)
 		check_record(_metadata, &c, &r[i]);
@@ -1855,10 +1664,10 @@ TEST_F_TIMEOUT(fault, pending_then_eio, T_STREAM)
 	reg_wr(&self->d, R_EMU_INJECT, variant->inject);
 	ASSERT_EQ(0, do_release(self->fd, 16));
 
-	deadline = now_ns() + WAIT_MS * 1000000ULL;
-	while (!(ev & POLLERR) && now_ns() < deadline) {
+	deadline = fv_now_ns() + WAIT_MS * 1000000ULL;
+	while (!(ev & POLLERR) && fv_now_ns() < deadline) {
 		ev = poll_now(self->fd);
-		sleep_ms(5);
+		fv_sleep_ms(5);
 	}
 	ksft_print_msg("STATUS %#x, poll revents %#x\n", reg_rd(&self->d, R_STATUS), ev);
 	ASSERT_TRUE(ev & POLLERR) TH_LOG("no EPOLLERR after the injected fault");
@@ -1887,7 +1696,7 @@ TEST_F_TIMEOUT(fault, pending_then_eio, T_STREAM)
 	EXPECT_TRUE(poll_now(self->fd) & POLLERR);
 
 	/* UNMAP recovers; a new MAP and START stream again from seq 0. */
-	ASSERT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_UNMAP, NULL));
+	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_UNMAP, NULL));
 	reg_wr(&self->d, R_EMU_INJECT, 0);
 	memset(self->b.p, 0x5a, 2 << 20);
 	ASSERT_EQ(0, do_map(self->fd, self->b.p, 2 << 20, 0, &m));
@@ -1896,7 +1705,7 @@ TEST_F_TIMEOUT(fault, pending_then_eio, T_STREAM)
 	checker_init(&c, &self->d, &self->b, 32, LOSS_NONE);
 	ASSERT_EQ(0, do_start(self->fd, FPGASTREAM_START_FLOW_CONTROL, 0, 0));
 	consume(_metadata, self->fd, &c, 40, 16);
-	ASSERT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
+	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
 	ASSERT_EOF(self->fd);
 }
 
@@ -1914,7 +1723,7 @@ TEST_F_TIMEOUT(fault, first_block, T_SHORT)
 	EXPECT_TRUE(poll_now(self->fd) & POLLERR);
 	EXPECT_EQ(-1, read(self->fd, &r, REC));
 	EXPECT_EQ(EIO, errno);
-	EXPECT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_UNMAP, NULL));
+	EXPECT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_UNMAP, NULL));
 }
 
 /* ============================================================== cleanup */
@@ -1940,7 +1749,7 @@ FIXTURE_SETUP(cleanup)
 	ASSERT_EQ(0, huge_alloc(&self->b, 4 << 20, false));
 	self->p0 = pin_counts();
 	ASSERT_LE(0, self->p0.acquired) TH_LOG("no nr_foll_pin_* in /proc/vmstat");
-	self->lk0 = locked_kb();
+	self->lk0 = fv_locked_kb();
 }
 
 FIXTURE_TEARDOWN(cleanup)
@@ -1961,9 +1770,9 @@ static void assert_held(struct __test_metadata *_metadata,
 		       held, len >> 10);
 	}
 	if (charged)
-		ASSERT_EQ((long long)(len >> 10), locked_kb() - self->lk0) {
+		ASSERT_EQ((long long)(len >> 10), fv_locked_kb() - self->lk0) {
 			TH_LOG("VmLck+VmPin grew by %lld kB for a %zu kB mapping",
-			       locked_kb() - self->lk0, len >> 10);
+			       fv_locked_kb() - self->lk0, len >> 10);
 		}
 }
 
@@ -1977,7 +1786,7 @@ static void assert_all_back(struct __test_metadata *_metadata,
 		       (p.acquired - self->p0.acquired) - (p.released - self->p0.released));
 	}
 	EXPECT_LT(self->p0.acquired, p.acquired) TH_LOG("nothing was ever pinned");
-	EXPECT_EQ(self->lk0, locked_kb()) TH_LOG("locked-memory charge not returned");
+	EXPECT_EQ(self->lk0, fv_locked_kb()) TH_LOG("locked-memory charge not returned");
 }
 
 /* Stream a few blocks so that unpinning follows real DMA. */
@@ -2001,11 +1810,11 @@ TEST_F_TIMEOUT(cleanup, after_unmap, T_SHORT)
 	assert_held(_metadata, self, 4 << 20, true);
 	stream_some(_metadata, &self->d, fd, &self->b, 64, 20);
 	/* UNMAP while running stops the board first. */
-	ASSERT_EQ(0, ioc(fd, FPGASTREAM_IOC_UNMAP, NULL));
+	ASSERT_EQ(0, fv_ioc(fd, FPGASTREAM_IOC_UNMAP, NULL));
 	assert_all_back(_metadata, self);
 	/* The same file maps again. */
 	ASSERT_EQ(0, do_map(fd, self->b.p, 2 << 20, 0, NULL));
-	ASSERT_EQ(0, ioc(fd, FPGASTREAM_IOC_UNMAP, NULL));
+	ASSERT_EQ(0, fv_ioc(fd, FPGASTREAM_IOC_UNMAP, NULL));
 	EXPECT_EQ(0, close(fd));
 	assert_all_back(_metadata, self);
 }
@@ -2045,7 +1854,7 @@ TEST_F_TIMEOUT(cleanup, no_dma_after_close, T_SHORT)
 	ASSERT_TRUE(wait_wr_count(&self->d, 3 * 64));
 	EXPECT_EQ(0, close(fd));
 	memset(self->b.p, 0x5a, 4 << 20);
-	sleep_ms(200);
+	fv_sleep_ms(200);
 	for (off = 0; off < (4u << 20); off += 8)
 		if (*(uint64_t *)(self->b.p + off) != 0x5a5a5a5a5a5a5a5aULL)
 			break;
@@ -2086,7 +1895,7 @@ TEST_F_TIMEOUT(cleanup, sigkill_streaming_child, T_SHORT)
 	}
 	close(pfd[1]);
 	ASSERT_EQ(1, read(pfd[0], &ok, 1)) TH_LOG("the child never streamed");
-	sleep_ms(100);
+	fv_sleep_ms(100);
 	assert_held(_metadata, self, 4 << 20, false);
 	ASSERT_EQ(0, kill(pid, SIGKILL));
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
@@ -2206,8 +2015,8 @@ FIXTURE_TEARDOWN(lifecycle)
 
 	/* Whatever happened, leave the board bound for whoever comes next. */
 	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", self->d.bdf);
-	if (self->d.bdf[0] && !exists(path))
-		write_text("/sys/bus/pci/drivers/" MODULE_NAME "/bind", self->d.bdf);
+	if (self->d.bdf[0] && !fv_exists(path))
+		fv_write_text("/sys/bus/pci/drivers/" MODULE_NAME "/bind", self->d.bdf);
 	dev_teardown(&self->d);
 }
 
@@ -2233,7 +2042,7 @@ TEST_F(lifecycle, rmmod_refused_while_open)
 
 	fd = dev_open(&self->d, 0);
 	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, read_text("/sys/module/" MODULE_NAME "/refcnt", refcnt, sizeof(refcnt)));
+	ASSERT_EQ(0, fv_read_text("/sys/module/" MODULE_NAME "/refcnt", refcnt, sizeof(refcnt)));
 	ksft_print_msg("module refcnt with a file open: %s", refcnt);
 	EXPECT_LE(1, atoi(refcnt));
 
@@ -2247,8 +2056,8 @@ TEST_F(lifecycle, rmmod_refused_while_open)
 	}
 	EXPECT_EQ(EWOULDBLOCK, err) TH_LOG("delete_module: %s", strerror(err));
 	/* Still there and still working; also with a live mapping. */
-	ASSERT_TRUE(exists("/sys/module/" MODULE_NAME));
-	EXPECT_EQ(0, ioc(fd, FPGASTREAM_IOC_INFO, &info));
+	ASSERT_TRUE(fv_exists("/sys/module/" MODULE_NAME));
+	EXPECT_EQ(0, fv_ioc(fd, FPGASTREAM_IOC_INFO, &info));
 	ASSERT_EQ(0, huge_alloc(&b, 2 << 20, false));
 	ASSERT_EQ(0, do_map(fd, b.p, 2 << 20, 0, NULL));
 	err = syscall(SYS_delete_module, MODULE_NAME, O_NONBLOCK | O_EXCL) ? errno : 0;
@@ -2286,7 +2095,7 @@ static void *unbind_thread(void *arg)
 {
 	struct unbinder *u = arg;
 
-	u->err = write_text(u->path, u->bdf);
+	u->err = fv_write_text(u->path, u->bdf);
 	u->done = 1;
 	return NULL;
 }
@@ -2294,7 +2103,7 @@ static void *unbind_thread(void *arg)
 static bool wait_flag(volatile int *flag, unsigned int ms)
 {
 	while (!*flag && ms) {
-		sleep_ms(10);
+		fv_sleep_ms(10);
 		ms = ms > 10 ? ms - 10 : 0;
 	}
 	return *flag;
@@ -2310,7 +2119,7 @@ TEST_F_TIMEOUT(lifecycle, unbind_rebind_with_blocked_reader, T_SHORT)
 	struct unbinder u = { 0 };
 	struct checker c;
 	struct pins p0 = pin_counts(), p1;
-	long long lk0 = locked_kb();
+	long long lk0 = fv_locked_kb();
 	pthread_t rt, ut;
 	struct buf b;
 	struct pollfd pfd;
@@ -2339,7 +2148,7 @@ TEST_F_TIMEOUT(lifecycle, unbind_rebind_with_blocked_reader, T_SHORT)
 	/* Running, source exhausted: this read blocks. */
 	rd.fd = fd;
 	ASSERT_EQ(0, pthread_create(&rt, NULL, reader_thread, &rd));
-	sleep_ms(300);
+	fv_sleep_ms(300);
 	ASSERT_FALSE(rd.done) TH_LOG("read returned %ld (%s) instead of blocking",
 				     rd.ret, strerror(rd.err));
 
@@ -2367,13 +2176,13 @@ TEST_F_TIMEOUT(lifecycle, unbind_rebind_with_blocked_reader, T_SHORT)
 	EXPECT_EQ(ENODEV, errno);
 	EXPECT_EQ(-1, read(fd2, r, REC));
 	EXPECT_EQ(ENODEV, errno);
-	EXPECT_EQ(-ENODEV, ioc(fd, FPGASTREAM_IOC_INFO, &info));
-	EXPECT_EQ(-ENODEV, ioc(fd2, FPGASTREAM_IOC_INFO, &info));
+	EXPECT_EQ(-ENODEV, fv_ioc(fd, FPGASTREAM_IOC_INFO, &info));
+	EXPECT_EQ(-ENODEV, fv_ioc(fd2, FPGASTREAM_IOC_INFO, &info));
 	EXPECT_EQ(-ENODEV, do_stats(fd, &st));
-	EXPECT_EQ(-ENODEV, ioc(fd, FPGASTREAM_IOC_STOP, NULL));
+	EXPECT_EQ(-ENODEV, fv_ioc(fd, FPGASTREAM_IOC_STOP, NULL));
 	EXPECT_EQ(-ENODEV, do_start(fd, FPGASTREAM_START_FLOW_CONTROL, 0, 0));
 	EXPECT_EQ(-ENODEV, do_release(fd, n));
-	EXPECT_EQ(-ENODEV, ioc(fd, FPGASTREAM_IOC_UNMAP, NULL));
+	EXPECT_EQ(-ENODEV, fv_ioc(fd, FPGASTREAM_IOC_UNMAP, NULL));
 	EXPECT_EQ(-ENODEV, do_map(fd2, b.p, 2 << 20, 0, NULL));
 	EXPECT_EQ(0, close(fd));
 	EXPECT_EQ(0, close(fd2));
@@ -2381,19 +2190,19 @@ TEST_F_TIMEOUT(lifecycle, unbind_rebind_with_blocked_reader, T_SHORT)
 	p1 = pin_counts();
 	EXPECT_EQ(p1.acquired - p0.acquired, p1.released - p0.released)
 		TH_LOG("pins not released after unbind and close");
-	EXPECT_EQ(lk0, locked_kb()) TH_LOG("locked-memory charge not returned");
+	EXPECT_EQ(lk0, fv_locked_kb()) TH_LOG("locked-memory charge not returned");
 	buf_free(&b);
 
 	/* Bind again: a working device node comes back. */
-	ASSERT_EQ(0, write_text(bind, self->d.bdf));
-	for (k = 0; k < 500 && find_node(self->d.bdf, node, sizeof(node)); k++)
-		sleep_ms(10);
-	ASSERT_EQ(0, find_node(self->d.bdf, node, sizeof(node)));
+	ASSERT_EQ(0, fv_write_text(bind, self->d.bdf));
+	for (k = 0; k < 500 && fv_find_node(self->d.bdf, node, sizeof(node)); k++)
+		fv_sleep_ms(10);
+	ASSERT_EQ(0, fv_find_node(self->d.bdf, node, sizeof(node)));
 	ksft_print_msg("rebound as %s\n", node);
 	snprintf(self->d.node, sizeof(self->d.node), "%s", node);
 	fd = dev_open(&self->d, 0);
 	ASSERT_LE(0, fd) TH_LOG("open %s: %s", node, strerror(errno));
-	ASSERT_EQ(0, ioc(fd, FPGASTREAM_IOC_INFO, &info));
+	ASSERT_EQ(0, fv_ioc(fd, FPGASTREAM_IOC_INFO, &info));
 	EXPECT_EQ(FPGASTREAM_ABI_VERSION, info.abi_version);
 	EXPECT_EQ(65536, info.block_size);
 	/* And it streams. */
@@ -2463,13 +2272,13 @@ TEST_F_TIMEOUT(lifecycle, unbind_while_streaming, T_SHORT)
 	ASSERT_EQ(0, pthread_create(&t, NULL, pump_thread, &pu));
 	ASSERT_TRUE(wait_wr_count(&self->d, 200)) TH_LOG("%ld records", pu.records);
 
-	ASSERT_EQ(0, write_text(unbind, self->d.bdf));
+	ASSERT_EQ(0, fv_write_text(unbind, self->d.bdf));
 	pthread_join(t, NULL);
 	ksft_print_msg("consumer read %ld records, then: %s\n", pu.records, strerror(pu.err));
 	EXPECT_EQ(ENODEV, pu.err);
 	EXPECT_EQ(0, close(fd));
 	memset(b.p, 0x5a, 2 << 20);
-	sleep_ms(200);
+	fv_sleep_ms(200);
 	for (off = 0; off < (2u << 20); off += 8)
 		if (*(uint64_t *)(b.p + off) != 0x5a5a5a5a5a5a5a5aULL)
 			break;
@@ -2478,13 +2287,13 @@ TEST_F_TIMEOUT(lifecycle, unbind_while_streaming, T_SHORT)
 	EXPECT_EQ(p1.acquired - p0.acquired, p1.released - p0.released);
 	buf_free(&b);
 
-	ASSERT_EQ(0, write_text(bind, self->d.bdf));
-	for (k = 0; k < 500 && find_node(self->d.bdf, node, sizeof(node)); k++)
-		sleep_ms(10);
-	ASSERT_EQ(0, find_node(self->d.bdf, node, sizeof(node)));
+	ASSERT_EQ(0, fv_write_text(bind, self->d.bdf));
+	for (k = 0; k < 500 && fv_find_node(self->d.bdf, node, sizeof(node)); k++)
+		fv_sleep_ms(10);
+	ASSERT_EQ(0, fv_find_node(self->d.bdf, node, sizeof(node)));
 	fd = open(node, O_RDWR);
 	ASSERT_LE(0, fd);
-	EXPECT_EQ(0, ioc(fd, FPGASTREAM_IOC_INFO, &info));
+	EXPECT_EQ(0, fv_ioc(fd, FPGASTREAM_IOC_INFO, &info));
 	close(fd);
 }
 
@@ -2506,7 +2315,7 @@ FIXTURE_SETUP(huge)
 	if (self->d.swiotlb || self->d.dma32)
 		SETUP_SKIP("a 2 GiB buffer cannot bounce (%s config): plain or iommu only",
 			   config_name(&self->d));
-	if (proc_kb("/proc/meminfo", "Hugepagesize") != 2048)
+	if (fv_proc_kb("/proc/meminfo", "Hugepagesize") != 2048)
 		SETUP_SKIP("default hugepage size is not 2 MiB");
 	free_pages = huge_free_pages();
 	if (free_pages < 1024)
@@ -2561,12 +2370,12 @@ TEST_F_TIMEOUT(huge, ring_2g_ends, T_HUGE)
 		}
 		ASSERT_EQ(0, do_release(self->fd, n));
 	}
-	ASSERT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
+	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
 	ASSERT_EOF(self->fd);
 	ASSERT_EQ(0, do_stats(self->fd, &st));
 	EXPECT_EQ(burst, st.blocks_completed);
 	EXPECT_EQ(burst, st.blocks_released);
-	ASSERT_EQ(0, ioc(self->fd, FPGASTREAM_IOC_UNMAP, NULL));
+	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_UNMAP, NULL));
 }
 
 /* ================================================================= main */

@@ -1,0 +1,1 @@
+../hostile/fstr_vm.h
