@@ -132,34 +132,6 @@ static bool cmdline_has(const char *word)
 	return strstr(buf, word) != NULL;
 }
 
-struct pins {
-	long long acquired, released;
-};
-
-/*
- * Global FOLL_PIN counters.  /proc/vmstat does not fold the per-CPU deltas,
- * so fold them first through vm.stat_refresh.
- */
-static struct pins pin_counts(void)
-{
-	struct pins p = { -1, -1 };
-	char line[128];
-	FILE *f;
-
-	fv_write_text("/proc/sys/vm/stat_refresh", "1");
-	f = fopen("/proc/vmstat", "r");
-	if (!f)
-		return p;
-	while (fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, "nr_foll_pin_acquired ", 21))
-			p.acquired = atoll(line + 21);
-		else if (!strncmp(line, "nr_foll_pin_released ", 21))
-			p.released = atoll(line + 21);
-	}
-	fclose(f);
-	return p;
-}
-
 /* Physical address of @p (root reads PFNs from pagemap); ~0 if not present. */
 static uint64_t phys_of(const void *p)
 {
@@ -651,7 +623,7 @@ TEST_F(ioctl, map_einval)
 {
 	struct fpgastream_map m;
 	uint8_t *p = self->b.p;
-	struct pins p0 = pin_counts(), p1;
+	struct fv_pins p0 = fv_pin_counts(), p1;
 	long long lk0 = fv_locked_kb();
 
 	EXPECT_EQ(-EINVAL, do_map(self->fd, p + 4096, BLOCK, 0, NULL))
@@ -669,7 +641,7 @@ TEST_F(ioctl, map_einval)
 		TH_LOG("absurd length");
 
 	/* None of that left state, pins or charge behind. */
-	p1 = pin_counts();
+	p1 = fv_pin_counts();
 	EXPECT_EQ(p1.acquired - p0.acquired, p1.released - p0.released);
 	EXPECT_EQ(lk0, fv_locked_kb());
 	ASSERT_EQ(0, do_map(self->fd, p, 4 << 20, 0, &m));
@@ -735,7 +707,7 @@ TEST_F(ioctl, map_ebusy)
 
 TEST_F(ioctl, map_efault)
 {
-	struct pins p0 = pin_counts(), p1;
+	struct fv_pins p0 = fv_pin_counts(), p1;
 	long long lk0 = fv_locked_kb();
 	uint8_t *hole, *ro;
 
@@ -760,7 +732,7 @@ TEST_F(ioctl, map_efault)
 	ASSERT_EQ(0, munmap(self->b.p + (2 << 20), 2 << 20));
 	EXPECT_EQ(-EFAULT, do_map(self->fd, self->b.p, 4 << 20, 0, NULL)) TH_LOG("half");
 
-	p1 = pin_counts();
+	p1 = fv_pin_counts();
 	EXPECT_EQ(p1.acquired - p0.acquired, p1.released - p0.released)
 		TH_LOG("failed MAPs leaked %lld pins",
 		       (p1.acquired - p0.acquired) - (p1.released - p0.released));
@@ -835,7 +807,7 @@ TEST_F_TIMEOUT(ioctl, map_small_pages, T_STREAM)
 	size_t len = 4 << 20, off;
 	uint8_t *raw, *p;
 	struct fpgastream_map m;
-	struct pins p0, p1;
+	struct fv_pins p0, p1;
 	bool scattered = false;
 	int err, kmsg;
 
@@ -862,7 +834,7 @@ TEST_F_TIMEOUT(ioctl, map_small_pages, T_STREAM)
 	kmsg = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
 	if (kmsg >= 0)
 		lseek(kmsg, 0, SEEK_END);
-	p0 = pin_counts();
+	p0 = fv_pin_counts();
 	err = do_map(self->fd, p, len, 0, &m);
 	if (self->d.translated) {
 		struct checker c;
@@ -898,7 +870,7 @@ TEST_F_TIMEOUT(ioctl, map_small_pages, T_STREAM)
 		}
 		if (kmsg >= 0)
 			EXPECT_TRUE(named) TH_LOG("no kernel message naming hugepages or an IOMMU");
-		p1 = pin_counts();
+		p1 = fv_pin_counts();
 		EXPECT_EQ(p1.acquired - p0.acquired, p1.released - p0.released)
 			TH_LOG("the refused MAP leaked pins");
 	}
@@ -917,7 +889,7 @@ TEST_F(ioctl, map_no_bounce)
 {
 	struct fpgastream_map m;
 	struct buf pool;
-	struct pins p0, p1;
+	struct fv_pins p0, p1;
 	size_t off;
 	uint8_t *low = NULL, *high = NULL;
 
@@ -929,10 +901,10 @@ TEST_F(ioctl, map_no_bounce)
 		return;
 	}
 	if (self->d.swiotlb) {
-		p0 = pin_counts();
+		p0 = fv_pin_counts();
 		EXPECT_EQ(-ERANGE, do_map(self->fd, self->b.p, 4 << 20,
 					  FPGASTREAM_MAP_NO_BOUNCE, NULL));
-		p1 = pin_counts();
+		p1 = fv_pin_counts();
 		EXPECT_EQ(p1.acquired - p0.acquired, p1.released - p0.released);
 		ASSERT_EQ(0, do_map(self->fd, self->b.p, 4 << 20, 0, &m));
 		EXPECT_TRUE(m.mapped_flags & FPGASTREAM_MAPPED_BOUNCED);
@@ -953,10 +925,10 @@ TEST_F(ioctl, map_no_bounce)
 	ksft_print_msg("dma32: hugepage below 4 GiB %s, above %s\n",
 		       low ? "found" : "none", high ? "found" : "none");
 	if (high) {
-		p0 = pin_counts();
+		p0 = fv_pin_counts();
 		EXPECT_EQ(-ERANGE, do_map(self->fd, high, 2 << 20,
 					  FPGASTREAM_MAP_NO_BOUNCE, NULL));
-		p1 = pin_counts();
+		p1 = fv_pin_counts();
 		EXPECT_EQ(p1.acquired - p0.acquired, p1.released - p0.released);
 		ASSERT_EQ(0, do_map(self->fd, high, 2 << 20, 0, &m));
 		EXPECT_TRUE(m.mapped_flags & FPGASTREAM_MAPPED_BOUNCED);
@@ -1736,7 +1708,7 @@ TEST_F_TIMEOUT(fault, first_block, T_SHORT)
 FIXTURE(cleanup) {
 	struct dev d;
 	struct buf b;
-	struct pins p0;
+	struct fv_pins p0;
 	long long lk0;
 };
 
@@ -1747,7 +1719,7 @@ FIXTURE_SETUP(cleanup)
 	if (why)
 		SETUP_SKIP("%s", why);
 	ASSERT_EQ(0, huge_alloc(&self->b, 4 << 20, false));
-	self->p0 = pin_counts();
+	self->p0 = fv_pin_counts();
 	ASSERT_LE(0, self->p0.acquired) TH_LOG("no nr_foll_pin_* in /proc/vmstat");
 	self->lk0 = fv_locked_kb();
 }
@@ -1762,7 +1734,7 @@ FIXTURE_TEARDOWN(cleanup)
 static void assert_held(struct __test_metadata *_metadata,
 			FIXTURE_DATA(cleanup) *self, size_t len, bool charged)
 {
-	struct pins p = pin_counts();
+	struct fv_pins p = fv_pin_counts();
 	long long held = (p.acquired - self->p0.acquired) - (p.released - self->p0.released);
 
 	ASSERT_LE((long long)(len / 4096), held) {
@@ -1779,7 +1751,7 @@ static void assert_held(struct __test_metadata *_metadata,
 static void assert_all_back(struct __test_metadata *_metadata,
 			    FIXTURE_DATA(cleanup) *self)
 {
-	struct pins p = pin_counts();
+	struct fv_pins p = fv_pin_counts();
 
 	EXPECT_EQ(p.acquired - self->p0.acquired, p.released - self->p0.released) {
 		TH_LOG("%lld pins not released",
@@ -2118,7 +2090,7 @@ TEST_F_TIMEOUT(lifecycle, unbind_rebind_with_blocked_reader, T_SHORT)
 	struct reader rd = { 0 };
 	struct unbinder u = { 0 };
 	struct checker c;
-	struct pins p0 = pin_counts(), p1;
+	struct fv_pins p0 = fv_pin_counts(), p1;
 	long long lk0 = fv_locked_kb();
 	pthread_t rt, ut;
 	struct buf b;
@@ -2187,7 +2159,7 @@ TEST_F_TIMEOUT(lifecycle, unbind_rebind_with_blocked_reader, T_SHORT)
 	EXPECT_EQ(0, close(fd));
 	EXPECT_EQ(0, close(fd2));
 
-	p1 = pin_counts();
+	p1 = fv_pin_counts();
 	EXPECT_EQ(p1.acquired - p0.acquired, p1.released - p0.released)
 		TH_LOG("pins not released after unbind and close");
 	EXPECT_EQ(lk0, fv_locked_kb()) TH_LOG("locked-memory charge not returned");
@@ -2255,7 +2227,7 @@ TEST_F_TIMEOUT(lifecycle, unbind_while_streaming, T_SHORT)
 	char unbind[PATH_MAX], bind[PATH_MAX], node[96];
 	struct pump pu = { 0 };
 	struct fpgastream_info info;
-	struct pins p0 = pin_counts(), p1;
+	struct fv_pins p0 = fv_pin_counts(), p1;
 	pthread_t t;
 	struct buf b;
 	size_t off;
@@ -2283,7 +2255,7 @@ TEST_F_TIMEOUT(lifecycle, unbind_while_streaming, T_SHORT)
 		if (*(uint64_t *)(b.p + off) != 0x5a5a5a5a5a5a5a5aULL)
 			break;
 	EXPECT_EQ(2u << 20, off) TH_LOG("the board wrote at offset %#zx after unbind", off);
-	p1 = pin_counts();
+	p1 = fv_pin_counts();
 	EXPECT_EQ(p1.acquired - p0.acquired, p1.released - p0.released);
 	buf_free(&b);
 
