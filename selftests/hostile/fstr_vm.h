@@ -14,6 +14,7 @@
 #define FSTR_VM_H
 
 #include <dirent.h>
+#include <linux/capability.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -26,6 +27,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -489,6 +491,20 @@ static inline long fv_records(int fd, struct fpgastream_block *r, size_t max, in
 	if (n % REC)
 		return -EPROTO;
 	return n / REC;
+}
+
+/* Drop CAP_IPC_LOCK from this process: RLIMIT_MEMLOCK then applies. */
+static inline int fv_drop_ipc_lock(void)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct c[2];
+
+	if (syscall(SYS_capget, &h, c))
+		return -errno;
+	c[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
+	c[CAP_IPC_LOCK / 32].permitted &= ~(1u << (CAP_IPC_LOCK % 32));
+	c[CAP_IPC_LOCK / 32].inheritable &= ~(1u << (CAP_IPC_LOCK % 32));
+	return syscall(SYS_capset, &h, c) ? -errno : 0;
 }
 
 static inline short fv_poll_now(int fd)

@@ -318,31 +318,6 @@ static int do_stats(int fd, struct fpgastream_stats *st)
 	return fv_ioc(fd, FPGASTREAM_IOC_STATS, st);
 }
 
-#define REC sizeof(struct fpgastream_block)
-
-/*
- * Wait up to @ms for records (poll), then read up to @max of them.
- * Returns the count, 0 at end of stream, or -errno; -ETIME if nothing came.
- * A byte count that is not whole records breaks the contract: -EPROTO.
- */
-static long get_records(int fd, struct fpgastream_block *r, size_t max, int ms)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	ssize_t n;
-	int ret;
-
-	ret = poll(&p, 1, ms);
-	if (ret < 0)
-		return -errno;
-	if (ret == 0)
-		return -ETIME;
-	n = read(fd, r, max * REC);
-	if (n < 0)
-		return -errno;
-	if (n % REC)
-		return -EPROTO;
-	return n / REC;
-}
 
 /* ------------------------------------------------------------ buffers */
 
@@ -515,7 +490,7 @@ static uint64_t consume(struct __test_metadata *_metadata, int fd,
 	if (batch > 256)
 		batch = 256;
 	while (c->records < want) {
-		n = get_records(fd, recs, batch, WAIT_MS);
+		n = fv_records(fd, recs, batch, WAIT_MS);
 		ASSERT_LT(0, n) {
 			TH_LOG("after %ju of %ju records: %s", (uintmax_t)c->records,
 			       (uintmax_t)want, n == 0 ? "end of stream" : strerror(-n));
@@ -544,7 +519,7 @@ static bool wait_wr_count(struct dev *d, uint32_t n)
 /* read() after STOP and drain must be end of stream: 0, at once. */
 #define ASSERT_EOF(fd) do { \
 	struct fpgastream_block __r; \
-	ASSERT_EQ(0, get_records(fd, &__r, 1, WAIT_MS)) \
+	ASSERT_EQ(0, fv_records(fd, &__r, 1, WAIT_MS)) \
 		TH_LOG("read after STOP and drain is not end of stream"); \
 } while (0)
 
@@ -741,22 +716,6 @@ TEST_F(ioctl, map_efault)
 	EXPECT_EQ(0, do_map(self->fd, self->b.p, 2 << 20, 0, NULL));
 }
 
-/* Drop CAP_IPC_LOCK from the effective and permitted sets of this process. */
-static int drop_ipc_lock(void)
-{
-	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct c[2];
-
-	if (syscall(SYS_capget, &h, c))
-		return -errno;
-	c[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
-	c[CAP_IPC_LOCK / 32].permitted &= ~(1u << (CAP_IPC_LOCK % 32));
-	c[CAP_IPC_LOCK / 32].inheritable &= ~(1u << (CAP_IPC_LOCK % 32));
-	if (syscall(SYS_capset, &h, c))
-		return -errno;
-	return 0;
-}
-
 TEST_F(ioctl, map_enomem_memlock)
 {
 	int status, res[4] = { 1, 1, 1, 1 }, pfd[2];
@@ -772,7 +731,7 @@ TEST_F(ioctl, map_enomem_memlock)
 
 		close(pfd[0]);
 		res[0] = setrlimit(RLIMIT_MEMLOCK, &rl) ? -errno : 0;
-		res[1] = drop_ipc_lock();
+		res[1] = fv_drop_ipc_lock();
 		lk0 = fv_locked_kb();
 		/* 4 MiB over a 2 MiB limit: refused like mlock refuses. */
 		res[2] = do_map(self->fd, self->b.p, 4 << 20, 0, NULL);
@@ -962,7 +921,7 @@ TEST_F(ioctl, start_stop_release_errors)
 
 	ASSERT_TRUE(wait_wr_count(&self->d, 4));
 	/* Exactly 2 announced (room for 2), none released. */
-	ASSERT_EQ(2, get_records(self->fd, r, 2, WAIT_MS));
+	ASSERT_EQ(2, fv_records(self->fd, r, 2, WAIT_MS));
 	EXPECT_EQ(0, r[0].seq);
 	EXPECT_EQ(1, r[1].seq);
 	EXPECT_EQ(-EINVAL, do_release(self->fd, 3)) TH_LOG("3 of 2 announced");
@@ -977,7 +936,7 @@ TEST_F(ioctl, start_stop_release_errors)
 	/* Stopped: START again is fine (it restarts from seq 0). */
 	reg_wr(&self->d, R_EMU_BURST, 2);
 	ASSERT_EQ(0, do_start(self->fd, FPGASTREAM_START_FLOW_CONTROL, 0, 0));
-	ASSERT_EQ(1, get_records(self->fd, r, 1, WAIT_MS));
+	ASSERT_EQ(1, fv_records(self->fd, r, 1, WAIT_MS));
 	EXPECT_EQ(0, r[0].seq);
 	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
 	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_UNMAP, NULL));
@@ -1026,8 +985,8 @@ TEST_F(ioctl, read_errors)
 	ASSERT_TRUE(wait_wr_count(&self->d, 2));
 	EXPECT_EQ(-1, read(self->fd, r, REC - 1));
 	EXPECT_EQ(EINVAL, errno) TH_LOG("short read with records ready");
-	ASSERT_EQ(1, get_records(self->fd, r, 1, WAIT_MS));
-	ASSERT_EQ(1, get_records(self->fd, r + 1, 1, WAIT_MS));
+	ASSERT_EQ(1, fv_records(self->fd, r, 1, WAIT_MS));
+	ASSERT_EQ(1, fv_records(self->fd, r + 1, 1, WAIT_MS));
 	EXPECT_EQ(1, r[1].seq);
 	ASSERT_EQ(0, do_release(self->fd, 2));
 
@@ -1187,13 +1146,13 @@ TEST_F_TIMEOUT(stream, batching, T_SHORT)
 	fv_sleep_ms(200);
 
 	/* Room for exactly 3: exactly 3. */
-	n = get_records(self->fd, r, 3, WAIT_MS);
+	n = fv_records(self->fd, r, 3, WAIT_MS);
 	ASSERT_EQ(3, n);
 	/* Room for 3 and a half: whole records only. */
 	n = read(self->fd, r + 3, 3 * REC + REC / 2);
 	ASSERT_EQ(3 * REC, n);
 	/* Room for many: everything still ready, in one go. */
-	n = get_records(self->fd, r + 6, 58, WAIT_MS);
+	n = fv_records(self->fd, r + 6, 58, WAIT_MS);
 	ksft_print_msg("one read returned %ld records\n", n);
 	ASSERT_EQ(14, n);
 	for (i = 0; i < 20; i++)
@@ -1219,7 +1178,7 @@ TEST_F_TIMEOUT(stream, slow_consumer_flow_control, T_STREAM)
 	ASSERT_EQ(0, do_start(self->fd, FPGASTREAM_START_FLOW_CONTROL, 0, 0));
 	while (c.records < burst) {
 		fv_sleep_ms(20);
-		ASSERT_EQ(1, get_records(self->fd, &r, 1, WAIT_MS));
+		ASSERT_EQ(1, fv_records(self->fd, &r, 1, WAIT_MS));
 		check_record(_metadata, &c, &r);
 		ASSERT_EQ(0, do_release(self->fd, 1));
 	}
@@ -1264,7 +1223,7 @@ TEST_F_TIMEOUT(stream, drop_at_source, T_STREAM)
 	deadline = fv_now_ns() + 60 * 1000000000ULL;
 	for (;;) {
 		ASSERT_GT(deadline, fv_now_ns()) TH_LOG("the stream never settled");
-		n = get_records(self->fd, r, 64, 1000);
+		n = fv_records(self->fd, r, 64, 1000);
 		if (n == -ETIME) {
 			wr = reg_rd(&self->d, R_WR_COUNT);
 			drop = reg_rd(&self->d, R_DROP_COUNT);
@@ -1321,7 +1280,7 @@ TEST_F_TIMEOUT(stream, overwrite, T_STREAM)
 	fv_sleep_ms(200);
 
 	while (c.next_seq < burst) {
-		n = get_records(self->fd, r, 64, WAIT_MS);
+		n = fv_records(self->fd, r, 64, WAIT_MS);
 		ASSERT_LT(0, n) TH_LOG("after seq %ju: %s", (uintmax_t)c.next_seq,
 				       n ? strerror(-n) : "end of stream");
 		for (i = 0; i < n; i++) {
@@ -1368,7 +1327,7 @@ TEST_F_TIMEOUT(stream, unreleased_blocks_kept, T_SHORT)
 	ASSERT_TRUE(wait_wr_count(&self->d, 32));
 	fv_sleep_ms(100);
 	for (n = 0; n < 32; n += i) {
-		i = get_records(self->fd, r + n, 32 - n, WAIT_MS);
+		i = fv_records(self->fd, r + n, 32 - n, WAIT_MS);
 		ASSERT_LT(0, i);
 	}
 	for (i = 0; i < 32; i++)
@@ -1385,7 +1344,7 @@ TEST_F_TIMEOUT(stream, unreleased_blocks_kept, T_SHORT)
 	fv_sleep_ms(300);
 	EXPECT_EQ(40, reg_rd(&self->d, R_WR_COUNT));
 	for (n = 0; n < 8; n += i) {
-		i = get_records(self->fd, r + n, 8 - n, WAIT_MS);
+		i = fv_records(self->fd, r + n, 8 - n, WAIT_MS);
 		ASSERT_LT(0, i);
 	}
 	for (i = 0; i < 8; i++)
@@ -1419,7 +1378,7 @@ TEST_F_TIMEOUT(stream, overwrite_release_across_gap, T_STREAM)
 	ASSERT_TRUE(wait_wr_count(&self->d, 8));
 	fv_sleep_ms(100);
 	for (held = 0; held < 8; held += n) {
-		n = get_records(self->fd, r, 8 - held, WAIT_MS);
+		n = fv_records(self->fd, r, 8 - held, WAIT_MS);
 		ASSERT_LT(0, n);
 		for (i = 0; i < n; i++)
 			check_record(_metadata, &c, &r[i]);
@@ -1430,7 +1389,7 @@ TEST_F_TIMEOUT(stream, overwrite_release_across_gap, T_STREAM)
 	ASSERT_TRUE(wait_wr_count(&self->d, burst));
 	fv_sleep_ms(200);
 	while (c.next_seq < burst) {
-		n = get_records(self->fd, r, 64, WAIT_MS);
+		n = fv_records(self->fd, r, 64, WAIT_MS);
 		ASSERT_LT(0, n);
 		for (i = 0; i < n; i++)
 			check_record(_metadata, &c, &r[i]);
@@ -1478,7 +1437,7 @@ TEST_F_TIMEOUT(stream, poll_states, T_SHORT)
 	fv_sleep_ms(100);
 	ev = poll_now(self->fd);
 	EXPECT_EQ(POLLIN | POLLRDNORM, ev);
-	ASSERT_EQ(3, get_records(self->fd, r, 4, WAIT_MS));
+	ASSERT_EQ(3, fv_records(self->fd, r, 4, WAIT_MS));
 	ASSERT_EQ(0, do_release(self->fd, 3));
 
 	/* Running and empty: nothing. */
@@ -1499,7 +1458,7 @@ TEST_F_TIMEOUT(stream, poll_states, T_SHORT)
 	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
 	ev = poll_now(self->fd);
 	EXPECT_TRUE(ev & POLLIN) TH_LOG("revents %#x: pending records after STOP", ev);
-	ASSERT_EQ(3, get_records(self->fd, r, 4, WAIT_MS));
+	ASSERT_EQ(3, fv_records(self->fd, r, 4, WAIT_MS));
 	EXPECT_EQ(0, r[0].seq);
 	ASSERT_EQ(0, do_release(self->fd, 3));
 	ev = poll_now(self->fd);
@@ -1533,7 +1492,7 @@ TEST_F_TIMEOUT(stream, stop_idle_stall, T_STREAM)
 	EXPECT_LE(40000000ULL, t1 - t0) TH_LOG("STOP returned before the board was idle");
 
 	for (;;) {
-		n = get_records(self->fd, r, 64, WAIT_MS);
+		n = fv_records(self->fd, r, 64, WAIT_MS);
 		ASSERT_LE(0, n) TH_LOG("draining: %s", strerror(-n));
 		if (n == 0)
 			break;
@@ -1629,7 +1588,7 @@ TEST_F_TIMEOUT(fault, pending_then_eio, T_STREAM)
 	/* Let the ring fill (the source is endless, the board then waits). */
 	ASSERT_TRUE(wait_wr_count(&self->d, 32));
 	fv_sleep_ms(100);
-	ASSERT_EQ(16, get_records(self->fd, r, 16, WAIT_MS));
+	ASSERT_EQ(16, fv_records(self->fd, r, 16, WAIT_MS));
 	for (i = 0; i < 16; i++)
 		check_record(_metadata, &c, &r[i]);
 	/* The block after the ring's 32 is the one that fails. */
@@ -1646,7 +1605,7 @@ TEST_F_TIMEOUT(fault, pending_then_eio, T_STREAM)
 
 	/* Records completed before the fault still come, then -EIO. */
 	for (;;) {
-		n = get_records(self->fd, r, 64, WAIT_MS);
+		n = fv_records(self->fd, r, 64, WAIT_MS);
 		if (n < 0)
 			break;
 		ASSERT_LT(0, n) TH_LOG("end of stream instead of -EIO");
@@ -1691,7 +1650,7 @@ TEST_F_TIMEOUT(fault, first_block, T_SHORT)
 	ASSERT_EQ(0, do_map(self->fd, self->b.p, 2 << 20, 0, &m));
 	reg_wr(&self->d, R_EMU_INJECT, variant->inject);
 	ASSERT_EQ(0, do_start(self->fd, FPGASTREAM_START_FLOW_CONTROL, 0, 0));
-	EXPECT_EQ(-EIO, get_records(self->fd, &r, 1, WAIT_MS));
+	EXPECT_EQ(-EIO, fv_records(self->fd, &r, 1, WAIT_MS));
 	EXPECT_TRUE(poll_now(self->fd) & POLLERR);
 	EXPECT_EQ(-1, read(self->fd, &r, REC));
 	EXPECT_EQ(EIO, errno);
@@ -1855,12 +1814,12 @@ TEST_F_TIMEOUT(cleanup, sigkill_streaming_child, T_SHORT)
 		    do_map(fd, b.p, 4 << 20, 0, NULL) ||
 		    do_start(fd, FPGASTREAM_START_FLOW_CONTROL, 0, 0))
 			_exit(1);
-		n = get_records(fd, r, 16, WAIT_MS);
+		n = fv_records(fd, r, 16, WAIT_MS);
 		if (n <= 0 || write(pfd[1], "k", 1) != 1)
 			_exit(2);
 		for (;;) {
 			do_release(fd, n);
-			n = get_records(fd, r, 16, WAIT_MS);
+			n = fv_records(fd, r, 16, WAIT_MS);
 			if (n <= 0)
 				_exit(3);
 		}
@@ -1914,7 +1873,7 @@ TEST_F_TIMEOUT(cleanup, fork_child_keeps_file, T_SHORT)
 		if (do_stats(fd, &st))
 			_exit(2);
 		while (got < 6) {
-			n = get_records(fd, r + got, 6 - got, WAIT_MS);
+			n = fv_records(fd, r + got, 6 - got, WAIT_MS);
 			if (n <= 0)
 				_exit(3);
 			got += n;
@@ -1956,7 +1915,7 @@ TEST_F_TIMEOUT(cleanup, munmap_then_close, T_SHORT)
 	assert_held(_metadata, self, 4 << 20, false);
 	reg_wr(&self->d, R_EMU_BURST, 8);
 	ASSERT_EQ(0, do_start(fd, FPGASTREAM_START_FLOW_CONTROL, 0, 0));
-	n = get_records(fd, r, 8, WAIT_MS);
+	n = fv_records(fd, r, 8, WAIT_MS);
 	ASSERT_LT(0, n);
 	EXPECT_EQ(0, r[0].seq);
 	EXPECT_EQ(0, close(fd));
@@ -2110,7 +2069,7 @@ TEST_F_TIMEOUT(lifecycle, unbind_rebind_with_blocked_reader, T_SHORT)
 	ASSERT_EQ(0, do_start(fd, FPGASTREAM_START_FLOW_CONTROL, 0, 0));
 	ASSERT_TRUE(wait_wr_count(&self->d, 4));
 	for (k = 0; k < 4; k += 0) {
-		long got = get_records(fd, r, 4, WAIT_MS);
+		long got = fv_records(fd, r, 4, WAIT_MS);
 
 		ASSERT_LT(0, got);
 		ASSERT_EQ(0, do_release(fd, got));
@@ -2333,7 +2292,7 @@ TEST_F_TIMEOUT(huge, ring_2g_ends, T_HUGE)
 	checker_init(&c, &self->d, &self->b, nr, LOSS_NONE);
 	ASSERT_EQ(0, do_start(self->fd, FPGASTREAM_START_FLOW_CONTROL, 0, 0));
 	while (c.records < burst) {
-		n = get_records(self->fd, r, 1024, WAIT_MS);
+		n = fv_records(self->fd, r, 1024, WAIT_MS);
 		ASSERT_LT(0, n) TH_LOG("after %ju records: %s", (uintmax_t)c.records,
 				       n ? strerror(-n) : "end of stream");
 		for (i = 0; i < n; i++) {

@@ -102,20 +102,6 @@ TEST_F_TIMEOUT(pressure, hugepages_run_out, T_TEST)
 	assert_clean(_metadata, self);
 }
 
-/* Drop CAP_IPC_LOCK from this process: RLIMIT_MEMLOCK then applies. */
-static int drop_ipc_lock(void)
-{
-	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct c[2];
-
-	if (syscall(SYS_capget, &h, c))
-		return -errno;
-	c[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
-	c[CAP_IPC_LOCK / 32].permitted &= ~(1u << (CAP_IPC_LOCK % 32));
-	c[CAP_IPC_LOCK / 32].inheritable &= ~(1u << (CAP_IPC_LOCK % 32));
-	return syscall(SYS_capset, &h, c) ? -errno : 0;
-}
-
 enum { ML_SETUP, ML_ZERO, ML_OVER, ML_AT, ML_LOCKED_OVER, ML_LOCKED_FIT, ML_CHARGE, ML_N };
 
 /*
@@ -147,7 +133,7 @@ TEST_F_TIMEOUT(pressure, memlock_limit, T_TEST)
 		other = mmap(NULL, 2 << 20, PROT_READ | PROT_WRITE,
 			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 		if (!b || fd < 0 || other == MAP_FAILED || setrlimit(RLIMIT_MEMLOCK, &rl) ||
-		    drop_ipc_lock())
+		    fv_drop_ipc_lock())
 			res[ML_SETUP] = -1;
 		lk = fv_locked_kb();
 		res[ML_ZERO] = fv_map(fd, b, 2 << 20, 0);
