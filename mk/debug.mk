@@ -20,10 +20,12 @@ DEBUG_JOBS ?= $(shell nproc)
 # 256 hugepages instead of check's 1100: kmod's 2 GiB ring test then skips
 # (it needs 1024; under KASAN and TCG it outlasts its 900 s harness timeout,
 # and the production lane covers it).
-# pressure.fail_page_alloc_map stays off (FPGASTREAM_FAIL_PAGE_ALLOC=1 turns
-# it on): the page allocations it fails include DMA-API debug's own, which
-# then switches itself off for the rest of the boot.
-DEBUG_VM_OPTS ?= --hugepages 256
+# slub_debug=A marks the caches failslab may fail (selftests/pressure): the
+# driver's own (kmalloc) and the IOMMU's IOVAs.  Unfiltered, fail-nth also
+# fails DMA-API debug's own GFP_ATOMIC allocations, and DMA-API debug then
+# switches itself off for the rest of the boot.
+DEBUG_VM_OPTS ?= --hugepages 256 --append slub_debug=A,kmalloc-*,iommu_iova \
+	--append FPGASTREAM_FAIL_PAGE_ALLOC=1
 DEBUG_O := $(O)/debug
 
 debug-kernel:

@@ -15,6 +15,7 @@
  * (Debian's), and run on the debug kernel (tools/debug-kernel).
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <linux/capability.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -178,6 +179,43 @@ TEST_F_TIMEOUT(pressure, memlock_limit, T_TEST)
 /* ------------------------------------------------------- fault injection */
 
 /*
+ * failslab fails only the kmalloc caches, where every slab allocation of
+ * the driver comes from.  Left unfiltered, fail-nth also fails the
+ * GFP_ATOMIC radix-tree node that DMA-API debug allocates inside
+ * dma_map_sg() (its cacheline tracking), and DMA-API debug then switches
+ * itself off for the rest of the boot: every later test would run blind.
+ * The caches are marked at boot (slub_debug=A,kmalloc-*; the sysfs file
+ * is read-only).  NULL, or what is missing.
+ */
+static const char *failslab_kmalloc_only(void)
+{
+	char path[300], val[8];
+	struct dirent *de;
+	int marked = 0;
+	DIR *dir;
+
+	dir = opendir("/sys/kernel/slab");
+	if (!dir)
+		return "no /sys/kernel/slab";
+	while ((de = readdir(dir))) {
+		if (strncmp(de->d_name, "kmalloc-", 8) || !isdigit(de->d_name[8]))
+			continue;
+		snprintf(path, sizeof(path), "/sys/kernel/slab/%s/failslab", de->d_name);
+		if (fv_read_text(path, val, sizeof(val)) || val[0] != '1') {
+			closedir(dir);
+			return "a kmalloc cache is not marked for failslab: boot with slub_debug=A,kmalloc-*";
+		}
+		marked++;
+	}
+	closedir(dir);
+	if (!marked)
+		return "no kmalloc cache in /sys/kernel/slab";
+	if (fv_write_text("/sys/kernel/debug/failslab/cache-filter", "Y"))
+		return "cannot write failslab/cache-filter";
+	return NULL;
+}
+
+/*
  * Make only fail-nth inject (probability 0), quietly (verbose 0: a stack
  * dump per failure would read as a kernel problem), for allocations that
  * may sleep too.  @which is "failslab" or "fail_page_alloc"; the other one
@@ -271,6 +309,9 @@ static void every_failure_point(struct __test_metadata *_metadata,
 
 	if (skip)
 		SKIP(return, "%s", skip);
+	/* Also for fail_page_alloc: fail-nth counts atomic slab allocations. */
+	skip = failslab_kmalloc_only();
+	ASSERT_EQ(NULL, skip) TH_LOG("%s", skip);
 	ASSERT_NE(NULL, b);
 	fd = fv_open(&self->d, 0);
 	ASSERT_LE(0, fd);
