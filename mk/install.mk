@@ -47,6 +47,10 @@ ifeq ($(MODULE_INSTALL),kbuild)
 		$(if $(DESTDIR),INSTALL_MOD_PATH=$(DESTDIR))
 	@# Kbuild skips depmod without the kernel's System.map, as Debian's headers are.
 	$(call live,depmod -a $(KVER))
+	@if [ -z "$(DESTDIR)" ] && [ "$(KVER)" != "$$(uname -r)" ]; then \
+		echo "make install: the module is for kernel $(KVER) (the test VM's)," \
+		     "not the running $$(uname -r); for this host:" \
+		     "make clean && make install KVER=$$(uname -r)" >&2; fi
 else ifeq ($(MODULE_INSTALL),dkms)
 	$(MAKE) dkms-install
 else ifneq ($(MODULE_INSTALL),none)
