@@ -99,7 +99,7 @@ figures=(
 
 declare -A med
 {
-	printf '{\n  "note": "QEMU TCG emulation: absolute times and rates are those of the emulator, compare ratios",\n'
+	printf '{\n  "SPDX-License-Identifier": "GPL-2.0-only",\n  "note": "QEMU TCG emulation: absolute times and rates are those of the emulator, compare ratios",\n'
 	printf '  "runs": %s,\n  "kernel": "%s",\n  "figures": {\n' "$runs" "$kver"
 	sep=
 	for f in "${figures[@]}"; do

@@ -42,6 +42,7 @@
 
 #include "kselftest_harness.h"
 #pragma GCC diagnostic pop
+#include "fstr_harness.h"
 
 #ifndef MAP_HUGE_SHIFT
 #define MAP_HUGE_SHIFT 26
@@ -1644,80 +1645,14 @@ static void restore_pool(void)
 			pool_size_at_start);
 }
 
-static void usage(const char *prog)
-{
-	fprintf(stderr, "usage: %s [-l] [-t TEST]...\n", prog);
-}
-
 int main(int argc, char **argv)
 {
-	struct __fixture_metadata *f;
-	struct __test_metadata *t, *next, *head, *tail;
-	const char *want[64];
-	int nwant = 0, opt, i;
-	bool list = false;
 	uint32_t bits;
+	int ret;
 
-	while ((opt = getopt(argc, argv, "t:lh")) != -1) {
-		switch (opt) {
-		case 't':
-			if (nwant == 64) {
-				usage(argv[0]);
-				return KSFT_FAIL;
-			}
-			want[nwant++] = strncmp(optarg, "fstr.", 5) ? optarg : optarg + 5;
-			break;
-		case 'l':
-			list = true;
-			break;
-		default:
-			usage(argv[0]);
-			return opt == 'h' ? KSFT_PASS : KSFT_FAIL;
-		}
-	}
-	for (f = __fixture_list; f; f = f->next) {
-		if (list) {
-			for (t = f->tests; t; t = t->next)
-				printf("%s.%s\n", f->name, t->name);
-			continue;
-		}
-		if (!nwant)
-			continue;
-		/* Keep the wanted tests, in order; the harness walks ->next only. */
-		head = tail = NULL;
-		for (t = f->tests; t; t = next) {
-			next = t->next;
-			for (i = 0; i < nwant; i++)
-				if (!strcmp(want[i], t->name))
-					break;
-			if (i == nwant)
-				continue;
-			t->next = NULL;
-			if (tail)
-				tail->next = t;
-			else
-				head = t;
-			t->prev = tail ? tail : t;
-			tail = t;
-		}
-		if (head)
-			head->prev = tail;
-		f->tests = head;
-	}
-	if (list)
-		return KSFT_PASS;
-	for (i = 0; i < nwant; i++) {
-		bool found = false;
-
-		for (f = __fixture_list; f; f = f->next)
-			for (t = f->tests; t; t = t->next)
-				found |= !strcmp(want[i], t->name);
-		if (!found) {
-			fprintf(stderr, "%s: no test named %s (-l lists them)\n",
-				argv[0], want[i]);
-			return KSFT_FAIL;
-		}
-	}
+	ret = fstr_harness_select(argc, argv);
+	if (ret >= 0)
+		return ret;
 	/* Test children end with _exit(): only this process runs it. */
 	if (read_dec(HUGEPAGES_NR, &pool_size_at_start))
 		atexit(restore_pool);

@@ -31,6 +31,7 @@
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #include "kselftest_harness.h"
 #pragma GCC diagnostic pop
+#include "fstr_harness.h"
 #pragma GCC diagnostic ignored "-Wsign-compare"
 
 #define DEFAULT_CALLS	50000
@@ -595,4 +596,4 @@ TEST_F_TIMEOUT(fuzz, ioctl_calls, 24 * 3600)
 	fv_teardown(&f->d);
 }
 
-TEST_HARNESS_MAIN
+FSTR_HARNESS_MAIN

@@ -27,6 +27,7 @@
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #include "kselftest_harness.h"
 #pragma GCC diagnostic pop
+#include "fstr_harness.h"
 #pragma GCC diagnostic ignored "-Wsign-compare"
 
 #define T_TEST		120
@@ -759,7 +760,10 @@ TEST_F_TIMEOUT(race, unbind_reader_and_mapper, T_TEST)
 
 int main(int argc, char **argv)
 {
+	int ret;
+
 	if (argc == 7 && !strcmp(argv[1], "--exec-child"))
 		return exec_child(argv + 2);
-	return test_harness_run(argc, argv);
+	ret = fstr_harness_select(argc, argv);
+	return ret >= 0 ? ret : test_harness_run(argc, argv);
 }

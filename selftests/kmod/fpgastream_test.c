@@ -45,6 +45,7 @@
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #include "kselftest_harness.h"
 #pragma GCC diagnostic pop
+#include "fstr_harness.h"
 #pragma GCC diagnostic ignored "-Wsign-compare"
 
 #define BLOCK		65536ULL
@@ -55,32 +56,16 @@
 #define MODULE_NAME	"fpgastream"
 #define DEFAULT_KO	"/lib/modules/fpgastream.ko"
 
-/* BAR0 registers (datasheet section 3 and 4). */
-#define R_ID		0x000
+/* BAR0 registers beyond those of fstr_vm.h (datasheet sections 3 and 4). */
 #define R_VERSION	0x004
 #define R_LUT_CAP	0x008
 #define R_BLOCK_SHIFT	0x00c
-#define R_DMA_BITS	0x010
-#define R_STATUS	0x018
-#define R_WR_COUNT	0x020
 #define R_DROP_COUNT	0x028
-#define R_EMU_RATE	0x1000
-#define R_EMU_SEED	0x1004
-#define R_EMU_BURST	0x1008
-#define R_EMU_INJECT	0x100c
-#define R_EMU_FIFO	0x1010
-#define ID_FSTR		0x46535452
-#define INJECT_DMA_ERROR 1
-#define INJECT_LUT_FAULT 2
-#define INJECT_IDLE_STALL 4
 
 /* Seconds.  TCG is slow: streaming tests get room, none of them time data. */
 #define T_SHORT		60
 #define T_STREAM	300
 #define T_HUGE		900
-
-/* How long a test waits for something the board must do before failing. */
-#define WAIT_MS		20000
 
 /* A SKIP in FIXTURE_SETUP must not fall through to the test body (the 6.1
  * harness would run it): report it and leave the test child at once. */
@@ -477,28 +462,49 @@ static void check_record(struct __test_metadata *_metadata, struct checker *c,
 }
 
 /*
+ * One read() of up to @max records (waiting up to @wait_ms), each checked,
+ * then all released.  Returns what the read returned: the number of
+ * records, 0 at the end of the stream, or -errno.
+ */
+static long take_checked(struct __test_metadata *_metadata, int fd,
+			 struct checker *c, size_t max, int wait_ms)
+{
+	struct fpgastream_block recs[1024];
+	long n, i;
+
+	if (max > 1024)
+		max = 1024;
+	n = fv_records(fd, recs, max, wait_ms);
+	for (i = 0; i < n; i++) {
+		if (recs[i].lost)
+			ksft_print_msg("seq %ju: lost %ju flags %#x\n", (uintmax_t)recs[i].seq,
+				       (uintmax_t)recs[i].lost, recs[i].flags);
+		check_record(_metadata, c, &recs[i]);
+	}
+	if (n > 0)
+		ASSERT_EQ(0, do_release(fd, n));
+	return n;
+}
+
+/*
  * Consume records until @want have been seen in total, checking each and
  * releasing each batch after checking it.  Returns the number of read()s.
  */
 static uint64_t consume(struct __test_metadata *_metadata, int fd,
 			struct checker *c, uint64_t want, size_t batch)
 {
-	struct fpgastream_block recs[256];
 	uint64_t reads = 0;
-	long n, i;
+	long n;
 
 	if (batch > 256)
 		batch = 256;
 	while (c->records < want) {
-		n = fv_records(fd, recs, batch, WAIT_MS);
+		n = take_checked(_metadata, fd, c, batch, WAIT_MS);
 		ASSERT_LT(0, n) {
 			TH_LOG("after %ju of %ju records: %s", (uintmax_t)c->records,
 			       (uintmax_t)want, n == 0 ? "end of stream" : strerror(-n));
 		}
 		reads++;
-		for (i = 0; i < n; i++)
-			check_record(_metadata, c, &recs[i]);
-		ASSERT_EQ(0, do_release(fd, n));
 	}
 	return reads;
 }
@@ -1202,11 +1208,10 @@ TEST_F_TIMEOUT(stream, drop_at_source, T_STREAM)
 {
 	struct fpgastream_map m;
 	struct fpgastream_stats st;
-	struct fpgastream_block r[64];
 	struct checker c;
 	uint32_t wr, drop, prev_wr = ~0u, prev_drop = ~0u;
 	uint64_t deadline;
-	long n, i;
+	long n;
 
 	stream_map(_metadata, self, 2 << 20, 16 * BLOCK, &m);
 	reg_wr(&self->d, R_EMU_FIFO, 4);
@@ -1223,7 +1228,7 @@ TEST_F_TIMEOUT(stream, drop_at_source, T_STREAM)
 	deadline = fv_now_ns() + 60 * 1000000000ULL;
 	for (;;) {
 		ASSERT_GT(deadline, fv_now_ns()) TH_LOG("the stream never settled");
-		n = fv_records(self->fd, r, 64, 1000);
+		n = take_checked(_metadata, self->fd, &c, 64, 1000);
 		if (n == -ETIME) {
 			wr = reg_rd(&self->d, R_WR_COUNT);
 			drop = reg_rd(&self->d, R_DROP_COUNT);
@@ -1234,14 +1239,6 @@ TEST_F_TIMEOUT(stream, drop_at_source, T_STREAM)
 			continue;
 		}
 		ASSERT_LT(0, n) TH_LOG("read: %s", n ? strerror(-n) : "end of stream");
-		for (i = 0; i < n; i++) {
-			if (r[i].lost)
-				ksft_print_msg("seq %ju: lost %ju flags %#x\n",
-					       (uintmax_t)r[i].seq, (uintmax_t)r[i].lost,
-					       r[i].flags);
-			check_record(_metadata, &c, &r[i]);
-		}
-		ASSERT_EQ(0, do_release(self->fd, n));
 	}
 	drop = reg_rd(&self->d, R_DROP_COUNT);
 	ASSERT_EQ(0, do_stats(self->fd, &st));
@@ -1267,9 +1264,8 @@ TEST_F_TIMEOUT(stream, overwrite, T_STREAM)
 	struct fpgastream_map m;
 	struct fpgastream_stats st;
 	struct checker c;
-	struct fpgastream_block r[64];
 	uint64_t burst;
-	long n, i;
+	long n;
 
 	stream_map(_metadata, self, 2 << 20, 2 << 20, &m);
 	burst = 3 * self->nr_blocks + 7;
@@ -1280,17 +1276,9 @@ TEST_F_TIMEOUT(stream, overwrite, T_STREAM)
 	fv_sleep_ms(200);
 
 	while (c.next_seq < burst) {
-		n = fv_records(self->fd, r, 64, WAIT_MS);
+		n = take_checked(_metadata, self->fd, &c, 64, WAIT_MS);
 		ASSERT_LT(0, n) TH_LOG("after seq %ju: %s", (uintmax_t)c.next_seq,
 				       n ? strerror(-n) : "end of stream");
-		for (i = 0; i < n; i++) {
-			if (r[i].lost)
-				ksft_print_msg("seq %ju: lost %ju flags %#x\n",
-					       (uintmax_t)r[i].seq, (uintmax_t)r[i].lost,
-					       r[i].flags);
-			check_record(_metadata, &c, &r[i]);
-		}
-		ASSERT_EQ(0, do_release(self->fd, n));
 	}
 	ASSERT_EQ(0, do_stats(self->fd, &st));
 	ksft_print_msg("announced %ju lost %ju completed %ju overwritten %ju\n",
@@ -1472,9 +1460,8 @@ TEST_F_TIMEOUT(stream, stop_idle_stall, T_STREAM)
 	struct fpgastream_map m;
 	struct fpgastream_stats st;
 	struct checker c;
-	struct fpgastream_block r[64];
 	uint64_t t0, t1;
-	long n, i;
+	long n;
 
 	stream_map(_metadata, self, 2 << 20, 2 << 20, &m);
 	reg_wr(&self->d, R_EMU_BURST, 1000);
@@ -1492,13 +1479,10 @@ TEST_F_TIMEOUT(stream, stop_idle_stall, T_STREAM)
 	EXPECT_LE(40000000ULL, t1 - t0) TH_LOG("STOP returned before the board was idle");
 
 	for (;;) {
-		n = fv_records(self->fd, r, 64, WAIT_MS);
+		n = take_checked(_metadata, self->fd, &c, 64, WAIT_MS);
 		ASSERT_LE(0, n) TH_LOG("draining: %s", strerror(-n));
 		if (n == 0)
 			break;
-		for (i = 0; i < n; i++)
-			check_record(_metadata, &c, &r[i]);
-		ASSERT_EQ(0, do_release(self->fd, n));
 	}
 	ASSERT_EQ(0, do_stats(self->fd, &st));
 	EXPECT_EQ(c.records, st.blocks_completed);
@@ -1605,14 +1589,11 @@ TEST_F_TIMEOUT(fault, pending_then_eio, T_STREAM)
 
 	/* Records completed before the fault still come, then -EIO. */
 	for (;;) {
-		n = fv_records(self->fd, r, 64, WAIT_MS);
+		n = take_checked(_metadata, self->fd, &c, 64, WAIT_MS);
 		if (n < 0)
 			break;
 		ASSERT_LT(0, n) TH_LOG("end of stream instead of -EIO");
-		for (i = 0; i < n; i++)
-			check_record(_metadata, &c, &r[i]);
 		pending += n;
-		ASSERT_EQ(0, do_release(self->fd, n));
 	}
 	ksft_print_msg("%ju records pending at the fault\n", (uintmax_t)pending);
 	EXPECT_EQ(-EIO, n);
@@ -2311,133 +2292,4 @@ TEST_F_TIMEOUT(huge, ring_2g_ends, T_HUGE)
 
 /* ================================================================= main */
 
-/*
- * The 6.1 harness runs every test; select a subset here as newer harnesses
- * do: -f FIXTURE, -v VARIANT, -t TEST (or FIXTURE.TEST, or
- * FIXTURE.VARIANT.TEST), each repeatable, a test runs when any of them
- * selects it; -l lists.  A selection that selects nothing is an error.
- */
-static char *sel_f[32], *sel_v[32], *sel_t[64];
-static int nsel_f, nsel_v, nsel_t;
-
-static bool in(char **list, int n, const char *name)
-{
-	int k;
-
-	for (k = 0; k < n; k++)
-		if (!strcmp(list[k], name))
-			return true;
-	return false;
-}
-
-/* Does -t select test @t of fixture @f (with variant @v, or any if NULL)? */
-static bool t_selects(const char *f, const char *v, const char *t)
-{
-	char name[300];
-	int k;
-
-	for (k = 0; k < nsel_t; k++) {
-		if (!strcmp(sel_t[k], t))
-			return true;
-		snprintf(name, sizeof(name), "%s.%s", f, t);
-		if (!strcmp(sel_t[k], name))
-			return true;
-		if (v) {
-			snprintf(name, sizeof(name), "%s.%s.%s", f, v, t);
-			if (!strcmp(sel_t[k], name))
-				return true;
-		}
-	}
-	return false;
-}
-
-static bool variant_selected(struct __fixture_metadata *f, const char *v)
-{
-	struct __test_metadata *t;
-
-	if (in(sel_f, nsel_f, f->name) || in(sel_v, nsel_v, v))
-		return true;
-	for (t = f->tests; t; t = t->next)
-		if (t_selects(f->name, v, t->name))
-			return true;
-	return false;
-}
-
-static bool test_selected(struct __fixture_metadata *f, struct __test_metadata *t)
-{
-	struct __fixture_variant_metadata *v;
-
-	if (in(sel_f, nsel_f, f->name) || t_selects(f->name, NULL, t->name))
-		return true;
-	for (v = f->variant; v; v = v->next)
-		if (in(sel_v, nsel_v, v->name) || t_selects(f->name, v->name, t->name))
-			return true;
-	return false;
-}
-
-static void __attribute__((constructor)) __constructor_order_last(void)
-{
-	if (!__constructor_order)
-		__constructor_order = _CONSTRUCTOR_ORDER_BACKWARD;
-}
-
-int main(int argc, char **argv)
-{
-	struct __fixture_variant_metadata *v, **vp;
-	struct __test_metadata *t, **tp;
-	struct __fixture_metadata *f;
-	bool list = false;
-	int opt, selected = 0;
-
-	while ((opt = getopt(argc, argv, "f:v:t:lh")) != -1) {
-		switch (opt) {
-		case 'f': if (nsel_f < 32) sel_f[nsel_f++] = optarg; break;
-		case 'v': if (nsel_v < 32) sel_v[nsel_v++] = optarg; break;
-		case 't': if (nsel_t < 64) sel_t[nsel_t++] = optarg; break;
-		case 'l': list = true; break;
-		default:
-			fprintf(stderr, "usage: %s [-l] [-f FIXTURE] [-v VARIANT] [-t [FIXTURE.[VARIANT.]]TEST]...\n",
-				argv[0]);
-			return opt == 'h' ? 0 : 2;
-		}
-	}
-	for (f = __fixture_list; f; f = f->next) {
-		if (nsel_f + nsel_v + nsel_t) {
-			bool had_variants = f->variant;
-
-			/* Variants first: test_selected() looks at those kept. */
-			for (vp = &f->variant; *vp; )
-				if (variant_selected(f, (*vp)->name))
-					vp = &(*vp)->next;
-				else
-					*vp = (*vp)->next;
-			for (tp = &f->tests; *tp; )
-				if (test_selected(f, *tp))
-					tp = &(*tp)->next;
-				else
-					*tp = (*tp)->next;
-			/* The harness would run them without a variant. */
-			if (had_variants && !f->variant)
-				f->tests = NULL;
-		}
-		/* In the order the harness runs them: variant by variant. */
-		for (v = f->variant; v || f->variant == NULL; v = v ? v->next : NULL) {
-			for (t = f->tests; t; t = t->next) {
-				selected++;
-				if (list && v)
-					printf("%s.%s.%s\n", f->name, v->name, t->name);
-				else if (list)
-					printf("%s.%s\n", f->name, t->name);
-			}
-			if (!v)
-				break;
-		}
-	}
-	if (list)
-		return 0;
-	if (!selected) {
-		fprintf(stderr, "%s: the selection matches no test (-l lists them)\n", argv[0]);
-		return 2;
-	}
-	return test_harness_run(argc, argv);
-}
+FSTR_HARNESS_MAIN

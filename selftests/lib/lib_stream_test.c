@@ -27,6 +27,7 @@
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #pragma GCC diagnostic ignored "-Wsign-compare"
 #include "kselftest_harness.h"
+#include "fstr_harness.h"
 
 #define BLOCK		65536u
 #define EMU_RATE	0x1000
@@ -349,4 +350,4 @@ TEST(open_missing)
 	EXPECT_EQ(NULL, h);
 }
 
-TEST_HARNESS_MAIN
+FSTR_HARNESS_MAIN

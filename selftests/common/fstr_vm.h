@@ -8,7 +8,7 @@
  *
  * Everything is static inline, so a test uses what it needs without
  * -Wunused-function; nothing here depends on the kselftest harness.
- * selftests/fuzz and selftests/pressure include it through a symlink.
+ * It lives in selftests/common, on every VM test's include path.
  */
 #ifndef FSTR_VM_H
 #define FSTR_VM_H

@@ -1,1 +1,0 @@
-../hostile/fstr_vm.h
