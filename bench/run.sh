@@ -38,6 +38,11 @@ for c in plain iommu; do
 	echo "== config $c: booting (the console is in $out/$c.log)" >&2
 	extra=()
 	[[ $c == iommu ]] && extra=(--copy "$vfio:/lib/modules/vfio")
+	# One vCPU where the board streams (P2, P3): the emulated engine is a
+	# QEMU thread and, like a real board's hardware, gets a host core of its
+	# own.  With two vCPUs on a two-core host the guest's CPUs and the engine
+	# take turns on the cores, and the ratio measures the host's scheduler.
+	[[ $c == plain ]] && extra=(--smp 1)
 	if ! "$top/tools/vm/run" --config "$c" --mem 4G --hugepages 1100 --timeout 900 \
 		--module "$module" "${extra[@]}" --log "$out/$c.log" -- fstr-bench-guest "$c" "$runs" >/dev/null; then
 		echo "bench: the $c run failed; see $out/$c.log" >&2
