@@ -411,8 +411,7 @@ TEST_F_TIMEOUT(pressure, fail_page_alloc_map, T_TEST)
 
 	if (!on || strcmp(on, "1"))
 		SKIP(return, "set FPGASTREAM_FAIL_PAGE_ALLOC=1 (allocation warnings dirty the log)");
-	if (fault_setup("fail_page_alloc"))
-		SKIP(return, "%s", fault_setup("fail_page_alloc"));
+	/* every_failure_point() sets the fault attributes up, or skips. */
 	fv_write_text("/dev/kmsg", "fpgastream-vm: expect-alloc-failures on\n");
 	every_failure_point(_metadata, self, "fail_page_alloc", step_map, PAGE_ALLOC_LEN);
 	fv_write_text("/dev/kmsg", "fpgastream-vm: expect-alloc-failures off\n");
