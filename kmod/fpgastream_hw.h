@@ -95,11 +95,10 @@ struct fpgastream_hw {
 	void __iomem *lut;
 };
 
-/* Counters and status sampled together by fpgastream_hw_read_counters(). */
+/* Counters sampled together by fpgastream_hw_read_counters(). */
 struct fpgastream_hw_counters {
 	u32 wr_count;
 	u32 drop_count;
-	u32 status;
 };
 
 static inline u32 fpgastream_hw_rd(const struct fpgastream_hw *hw, unsigned int reg)
@@ -230,6 +229,12 @@ static inline bool fpgastream_hw_irq_pending(u32 irq_status)
 	return !fpgastream_hw_absent(irq_status) && (irq_status & FSTR_IRQ_ALL);
 }
 
+/* Did this IRQ_STATUS value signal a fault (LUT_FAULT or DMA_ERROR)? */
+static inline bool fpgastream_hw_irq_error(u32 irq_status)
+{
+	return irq_status & FSTR_IRQ_ERROR;
+}
+
 /*
  * DROP_COUNT is read before WR_COUNT: every drop counted then happened
  * before any block that completes after the WR_COUNT read.
@@ -239,7 +244,16 @@ static inline void fpgastream_hw_read_counters(const struct fpgastream_hw *hw,
 {
 	c->drop_count = fpgastream_hw_rd(hw, FSTR_REG_DROP_COUNT);
 	c->wr_count = fpgastream_hw_rd(hw, FSTR_REG_WR_COUNT);
-	c->status = fpgastream_hw_rd(hw, FSTR_REG_STATUS);
+}
+
+static inline u32 fpgastream_hw_drop_count(const struct fpgastream_hw *hw)
+{
+	return fpgastream_hw_rd(hw, FSTR_REG_DROP_COUNT);
+}
+
+static inline u32 fpgastream_hw_status(const struct fpgastream_hw *hw)
+{
+	return fpgastream_hw_rd(hw, FSTR_REG_STATUS);
 }
 
 /* Only while not RUNNING; 0 takes the LUT out of use. */

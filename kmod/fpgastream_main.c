@@ -90,42 +90,58 @@ static void fpgastream_wake(struct fpgastream_dev *fdev)
 /**
  * fpgastream_refresh_locked() - fold the board's counters into the stream
  * @fdev: the board
+ * @check_status: read STATUS for faults even if WR_COUNT moved on
  *
  * Extends WR_COUNT and DROP_COUNT to 64 bits, stamps newly completed
  * blocks and latches faults. Caller holds fdev->irq_lock. Only while the
  * stream is active, which implies fdev->map is set and the counters are
  * not reset under us.
  *
+ * STATUS is a third bus read, and each one stalls the CPU (under emulation
+ * it also stalls the emulated engine), so it is read only when a fault or
+ * a removal may be what it would show: when asked (an ERROR interrupt, the
+ * stop), when WR_COUNT did not move (a fault stops the engine, so the first
+ * sample after one always sees it stand still), and when WR_COUNT reads
+ * all ones (a removed board; the counter also wraps through that value).
+ *
  * Return: true if anything changed (readers should be woken).
  */
-static bool fpgastream_refresh_locked(struct fpgastream_dev *fdev)
+static bool fpgastream_refresh_locked(struct fpgastream_dev *fdev, bool check_status)
 {
 	struct fpgastream_stream *s = &fdev->s;
 	struct fpgastream_hw_counters c;
 	bool changed = false;
+	u32 status = 0;
 	u32 delta;
 
 	if (!s->active)
 		return false;
 	fpgastream_hw_read_counters(&fdev->hw, &c);
-	if (fpgastream_hw_absent(c.status))
-		return false;
+	if (check_status || c.wr_count == s->last_wr ||
+	    fpgastream_hw_absent(c.wr_count)) {
+		status = fpgastream_hw_status(&fdev->hw);
+		if (fpgastream_hw_absent(status))
+			return false;
+	}
 
 	delta = c.wr_count - s->last_wr;
 	if (delta) {
 		struct fpgastream_slot *slots = fdev->map->slots;
 		u32 nr = fdev->map->nr_blocks;
 		u64 now = ktime_get_ns();
-		u64 seq = s->completed;
+		u32 n = min(delta, nr);
+		u32 slot;
 
 		s->last_wr = c.wr_count;
 		s->completed += delta;
-		if (s->completed - seq > nr)
-			seq = s->completed - nr;
+		/* Only the newest ring's worth can still be in the ring. */
+		slot = (s->completed - n) % nr;
 		/* s->dropped is still the previous sample: see fpgastream_slot */
-		for (; seq < s->completed; seq++) {
-			slots[seq % nr].ts = now;
-			slots[seq % nr].dropped = s->dropped;
+		while (n--) {
+			slots[slot].ts = now;
+			slots[slot].dropped = s->dropped;
+			if (++slot == nr)
+				slot = 0;
 		}
 		changed = true;
 	}
@@ -137,16 +153,37 @@ static bool fpgastream_refresh_locked(struct fpgastream_dev *fdev)
 		changed = true;
 	}
 
-	if (fpgastream_hw_status_faulted(c.status) && !s->fault) {
-		s->fault = c.status & FSTR_STATUS_FAULTS;
+	if (fpgastream_hw_status_faulted(status) && !s->fault) {
+		s->fault = status & FSTR_STATUS_FAULTS;
 		dev_err_ratelimited(&fdev->pdev->dev, "stream stopped by a %s (STATUS %#x)\n",
-				    fpgastream_hw_status_lut_fault(c.status) ?
-				    "LUT fault" : "DMA error", c.status);
+				    fpgastream_hw_status_lut_fault(status) ?
+				    "LUT fault" : "DMA error", status);
 		changed = true;
 	}
 	if (changed)
 		fdev->gen++;
 	return changed;
+}
+
+/**
+ * fpgastream_refresh_drops_locked() - sample DROP_COUNT, and WR_COUNT if it moved
+ * @fdev: the board; caller holds fdev->irq_lock
+ *
+ * A flow-controlled board drops at the source while it waits for a
+ * RELEASE: the drops must be charged to the blocks that follow the stall,
+ * which takes a sample of both counters before those blocks complete.
+ * While DROP_COUNT stands still there is nothing to charge, and WR_COUNT
+ * need not be read: blocks that complete meanwhile get the same count
+ * when a later sample stamps them.
+ *
+ * Return: true if anything changed (readers should be woken).
+ */
+static bool fpgastream_refresh_drops_locked(struct fpgastream_dev *fdev)
+{
+	if (!fdev->s.active ||
+	    fpgastream_hw_drop_count(&fdev->hw) == fdev->s.last_drop)
+		return false;
+	return fpgastream_refresh_locked(fdev, false);
 }
 
 static irqreturn_t fpgastream_irq(int irq, void *data)
@@ -161,7 +198,7 @@ static irqreturn_t fpgastream_irq(int irq, void *data)
 
 	spin_lock(&fdev->irq_lock);
 	fdev->s.interrupts++;
-	fpgastream_refresh_locked(fdev);
+	fpgastream_refresh_locked(fdev, fpgastream_hw_irq_error(status));
 	fdev->s.signalled = fdev->s.completed;
 	spin_unlock(&fdev->irq_lock);
 
@@ -189,7 +226,7 @@ static int fpgastream_stop_engine(struct fpgastream_dev *fdev)
 	ret = fpgastream_hw_wait_idle(&fdev->hw, FSTR_IDLE_TIMEOUT_US);
 
 	spin_lock_irq(&fdev->irq_lock);
-	fpgastream_refresh_locked(fdev);
+	fpgastream_refresh_locked(fdev, true);
 	fdev->s.signalled = fdev->s.completed;
 	fdev->s.active = false;
 	spin_unlock_irq(&fdev->irq_lock);
@@ -377,7 +414,7 @@ static int fpgastream_ioc_start(struct fpgastream_dev *fdev, struct file *file,
 	}
 	if (fdev->running) {
 		spin_lock_irq(&fdev->irq_lock);
-		fpgastream_refresh_locked(fdev);
+		fpgastream_refresh_locked(fdev, true);
 		ret = s->fault ? 0 : -EBUSY;
 		spin_unlock_irq(&fdev->irq_lock);
 		if (ret)
@@ -465,7 +502,7 @@ static int fpgastream_ioc_release(struct fpgastream_dev *fdev, struct file *file
 		 * follow the stall, not to those before it.
 		 */
 		spin_lock_irq(&fdev->irq_lock);
-		changed = fpgastream_refresh_locked(fdev);
+		changed = fpgastream_refresh_drops_locked(fdev);
 		spin_unlock_irq(&fdev->irq_lock);
 		fpgastream_hw_set_rd_count(&fdev->hw, lower_32_bits(s->rel_seq));
 		if (changed)
@@ -519,38 +556,65 @@ static long fpgastream_ioctl(struct file *file, unsigned int cmd, unsigned long 
 	}
 }
 
-/* Records copied to user space per copy_to_user() by fpgastream_collect(). */
+/*
+ * Records fpgastream_collect() writes per user-access window; it may
+ * reschedule between windows.
+ */
 #define FPGASTREAM_COPY_BATCH	16
 
-/* What fpgastream_collect() puts back when a batch cannot be copied out. */
-struct fpgastream_collect_undo {
-	u64 next_seq;
-	u64 pending_lost;
-	u64 dropped_reported;
-};
-
-/*
- * Copy @n records to @buf after the @done already there; they count as
- * announced once copied. On a fault the stream goes back to @undo, so the
- * records not copied come again with the next read(), as they did when
- * each was copied alone. Return: 0, or the bytes copied before the fault,
- * or -EFAULT if none were.
+/**
+ * fpgastream_put_records() - write the records of the next blocks to user space
+ * @s: the stream; its next @n blocks are complete
+ * @map: the mapping
+ * @ubuf: room for @n records
+ * @n: records to write
+ * @slotp: ring slot of @s->next_seq; advanced past the records written
+ *
+ * Stores the records field by field with unsafe_put_user(): no staging
+ * copy on the stack, and no string copy, which costs an iteration per byte
+ * on CPUs (and emulators) without fast string moves. Blocks dropped at the
+ * source since the previous record are charged to the next one, as the
+ * slots recorded them. A record is announced once all its fields are
+ * stored, so after a fault the stream stands at the first record not
+ * written, which comes again with the next read().
+ *
+ * Return: records written, fewer than @n only after a fault.
  */
-static ssize_t fpgastream_copy_records(struct fpgastream_stream *s, char __user *buf,
-				       size_t *done, const struct fpgastream_block *recs,
-				       size_t n, const struct fpgastream_collect_undo *undo)
+static size_t fpgastream_put_records(struct fpgastream_stream *s,
+				     const struct fpgastream_mapping *map,
+				     struct fpgastream_block __user *ubuf, size_t n,
+				     u32 *slotp)
 {
-	size_t sz = sizeof(*recs);
+	u32 slot = *slotp;
+	size_t i = 0;
 
-	if (copy_to_user(buf + *done * sz, recs, n * sz)) {
-		s->next_seq = undo->next_seq;
-		s->pending_lost = undo->pending_lost;
-		s->dropped_reported = undo->dropped_reported;
-		return *done ? *done * sz : -EFAULT;
+	if (!user_write_access_begin(ubuf, n * sizeof(*ubuf)))
+		return 0;
+	for (; i < n; i++) {
+		u64 dropped = READ_ONCE(map->slots[slot].dropped);
+		u64 lost = s->pending_lost;
+
+		if (dropped > s->dropped_reported)
+			lost += dropped - s->dropped_reported;
+		unsafe_put_user(s->next_seq, &ubuf[i].seq, fault);
+		unsafe_put_user((u64)slot << FSTR_BLOCK_SHIFT, &ubuf[i].offset, fault);
+		unsafe_put_user(FSTR_BLOCK_SIZE, &ubuf[i].length, fault);
+		unsafe_put_user(lost ? FPGASTREAM_BLOCK_OVERRUN : 0, &ubuf[i].flags,
+				fault);
+		unsafe_put_user(lost, &ubuf[i].lost, fault);
+		unsafe_put_user(READ_ONCE(map->slots[slot].ts), &ubuf[i].timestamp_ns,
+				fault);
+		s->dropped_reported = max(dropped, s->dropped_reported);
+		s->pending_lost = 0;
+		s->next_seq++;
+		s->announced++;
+		if (++slot == map->nr_blocks)
+			slot = 0;
 	}
-	*done += n;
-	s->announced += n;
-	return 0;
+fault:
+	user_write_access_end();
+	*slotp = slot;
+	return i;
 }
 
 /**
@@ -563,8 +627,8 @@ static ssize_t fpgastream_copy_records(struct fpgastream_stream *s, char __user 
  * In overwrite mode a reader more than a ring behind skips to the oldest
  * block still intact; the first record after the gap carries
  * FPGASTREAM_BLOCK_OVERRUN and the count in @lost, as do blocks dropped at
- * the source. Each block is synced for the CPU before its record is copied
- * (when the mapping needs it); records go out FPGASTREAM_COPY_BATCH at a time.
+ * the source. Each block is synced for the CPU before its record is
+ * written (when the mapping needs it).
  *
  * Return: bytes copied, 0 at the end of a stopped stream, -EIO after a
  * fault, -EFAULT, or -EAGAIN when nothing is ready yet.
@@ -572,73 +636,63 @@ static ssize_t fpgastream_copy_records(struct fpgastream_stream *s, char __user 
 static ssize_t fpgastream_collect(struct fpgastream_dev *fdev, char __user *buf,
 				  size_t nr, u64 *gen)
 {
-	struct fpgastream_block recs[FPGASTREAM_COPY_BATCH];
-	struct fpgastream_collect_undo undo = { };
+	struct fpgastream_block __user *ubuf = (struct fpgastream_block __user *)buf;
 	struct fpgastream_stream *s = &fdev->s;
 	struct fpgastream_mapping *map = fdev->map;
-	u64 completed, dropped;
-	size_t done = 0, batched = 0;
-	ssize_t ret;
-	u32 fault;
+	size_t done = 0;
+	u64 completed;
+	u32 fault, slot;
 
 	spin_lock_irq(&fdev->irq_lock);
-	fpgastream_refresh_locked(fdev);
+	/*
+	 * After an interrupt, read() returns the batch the interrupt sampled
+	 * without asking the board again: a flow-controlled board cannot
+	 * overwrite those blocks, and the reader comes back for the rest.
+	 * In overwrite mode only a fresh count tells which blocks survive.
+	 */
+	if (!s->flow_control || s->signalled <= s->next_seq)
+		fpgastream_refresh_locked(fdev, false);
 	completed = s->completed;
 	fault = s->fault;
 	*gen = fdev->gen;
 	spin_unlock_irq(&fdev->irq_lock);
 
-	while (done + batched < nr && s->next_seq < completed) {
-		struct fpgastream_block *rec = &recs[batched];
-		u32 slot;
+	if (completed - s->next_seq > map->nr_blocks) {
+		u64 skip = completed - map->nr_blocks - s->next_seq;
 
-		if (completed - s->next_seq > map->nr_blocks) {
-			u64 skip = completed - map->nr_blocks - s->next_seq;
+		s->next_seq += skip;
+		s->pending_lost += skip;
+		s->overwritten += skip;
+		s->dead = s->announced - s->released;
+		s->rel_seq = s->next_seq;
+	}
+	slot = s->next_seq % map->nr_blocks;
 
-			s->next_seq += skip;
-			s->pending_lost += skip;
-			s->overwritten += skip;
-			s->dead = s->announced - s->released;
-			s->rel_seq = s->next_seq;
+	while (done < nr && s->next_seq < completed) {
+		size_t n = min_t(u64, min(nr - done, FPGASTREAM_COPY_BATCH),
+				 completed - s->next_seq);
+		size_t put;
+
+		if (map->need_sync) {
+			u32 blk = slot;
+			size_t i;
+
+			for (i = 0; i < n; i++) {
+				fpgastream_map_sync_block(fdev, map, blk, true);
+				if (++blk == map->nr_blocks)
+					blk = 0;
+			}
 		}
-		if (!batched)
-			undo = (struct fpgastream_collect_undo) {
-				.next_seq = s->next_seq,
-				.pending_lost = s->pending_lost,
-				.dropped_reported = s->dropped_reported,
-			};
-		slot = s->next_seq % map->nr_blocks;
-		dropped = READ_ONCE(map->slots[slot].dropped);
-		if (dropped > s->dropped_reported) {
-			s->pending_lost += dropped - s->dropped_reported;
-			s->dropped_reported = dropped;
-		}
-
-		rec->seq = s->next_seq;
-		rec->offset = (u64)slot << FSTR_BLOCK_SHIFT;
-		rec->length = FSTR_BLOCK_SIZE;
-		rec->flags = s->pending_lost ? FPGASTREAM_BLOCK_OVERRUN : 0;
-		rec->lost = s->pending_lost;
-		rec->timestamp_ns = READ_ONCE(map->slots[slot].ts);
-
-		fpgastream_map_sync_block(fdev, map, slot, true);
-		s->pending_lost = 0;
-		s->next_seq++;
-		batched++;
-		if (batched == FPGASTREAM_COPY_BATCH ||
-		    done + batched == nr || s->next_seq == completed) {
-			ret = fpgastream_copy_records(s, buf, &done, recs,
-						      batched, &undo);
-			batched = 0;
-			if (ret)
-				return ret;
-			cond_resched();
-		}
+		put = fpgastream_put_records(s, map, ubuf + done, n, &slot);
+		done += put;
+		if (put < n)
+			return done ? done * sizeof(*ubuf) : -EFAULT;
+		cond_resched();
 	}
 
 	s->more = s->next_seq < completed;
 	if (done)
-		return done * sizeof(struct fpgastream_block);
+		return done * sizeof(*ubuf);
 	if (fault)
 		return -EIO;
 	if (fdev->started && !fdev->running)
