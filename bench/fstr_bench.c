@@ -46,6 +46,7 @@
 #define REG_RING_SIZE		0x01c
 #define REG_WR_COUNT		0x020
 #define REG_EMU_RATE		0x1000
+#define REG_EMU_HOLDS		0x1014
 #define CTRL_ENABLE		(1u << 0)
 #define CTRL_SOFT_RESET		(1u << 1)
 #define STATUS_IDLE		(1u << 1)
@@ -445,6 +446,23 @@ static uint64_t board_interrupts(void)
 	return total;
 }
 
+/*
+ * The bound board's BAR0 through resource0, to read the reference device's
+ * test block (EMU_HOLDS) next to the driver; no register the driver uses.
+ */
+static struct bare board_bar0(void)
+{
+	char link[PATH_MAX];
+	struct bare b = { .cfg = -1 };
+	ssize_t n = readlink(SYSFS_DEV "/device", link, sizeof(link) - 1);
+
+	if (n <= 0)
+		die(SYSFS_DEV "/device: %s", strerror(errno));
+	link[n] = '\0';
+	b.bar0 = map_resource(strrchr(link, '/') ? strrchr(link, '/') + 1 : link, "resource0");
+	return b;
+}
+
 /* Busy and total jiffies of all CPUs so far, from /proc/stat. */
 static void cpu_jiffies(uint64_t *busy, uint64_t *total)
 {
@@ -492,6 +510,7 @@ static int cmd_announce(int argc, char **argv)
 	static struct fpgastream_record recs[1024];
 	struct fpgastream_buffer buf;
 	struct fpgastream *h;
+	struct bare bar0;
 	unsigned int runs, coal = 64, coal_us = 1000;
 	uint64_t size = 256ull << 20;
 	double secs;
@@ -507,11 +526,13 @@ static int cmd_announce(int argc, char **argv)
 	if (argc > 5)
 		coal_us = strtoul(argv[5], NULL, 10);
 	h = open_board();
+	bar0 = board_bar0();
 	alloc_buffer(&buf, size, "2M");
 	if (fpgastream_map(h, buf.base, buf.length, 0, NULL))
 		die("map: %s", fpgastream_last_error(h));
 	for (unsigned int r = 0; r < runs; r++) {
 		struct fpgastream_stats s0, s1;
+		uint32_t holds0, holds1;
 		uint64_t blocks = 0, lost = 0, waits = 0, irq0, irq1, next = 0;
 		uint64_t busy0, busy1, total0, total1;
 		double t0, dt;
@@ -528,12 +549,14 @@ static int cmd_announce(int argc, char **argv)
 		fpgastream_stats(h, &s0);
 		irq0 = board_interrupts();
 		cpu_jiffies(&busy0, &total0);
+		holds0 = rd32(&bar0, REG_EMU_HOLDS);
 		t0 = now_s();
 		while ((dt = now_s() - t0) < secs) {
 			n = take_batch(h, recs, &next, &lost);
 			waits += n > 0;
 			blocks += n;
 		}
+		holds1 = rd32(&bar0, REG_EMU_HOLDS);
 		irq1 = board_interrupts();
 		cpu_jiffies(&busy1, &total1);
 		fpgastream_stats(h, &s1);
@@ -548,14 +571,14 @@ static int cmd_announce(int argc, char **argv)
 			double cpu_us = blocks ? (busy1 - busy0) * 1e6 /
 					 sysconf(_SC_CLK_TCK) / blocks : 0;
 
-			printf("BENCH announce blocks_per_s %.0f records_per_read %.2f irq_per_block %.4f reads_per_block %.4f cpu_us_per_block %.2f cpu_busy %.3f lost %" PRIu64 " dropped %" PRIu64 " waits %" PRIu64 " driver_irqs %" PRIu64 "\n",
+			printf("BENCH announce blocks_per_s %.0f records_per_read %.2f irq_per_block %.4f reads_per_block %.4f cpu_us_per_block %.2f cpu_busy %.3f lost %" PRIu64 " dropped %" PRIu64 " waits %" PRIu64 " driver_irqs %" PRIu64 " board_holds %" PRIu32 "\n",
 			       blocks / dt, reads ? (double)ann / reads : 0,
 			       ann ? (double)(irq1 - irq0) / ann : 0,
 			       ann ? (double)reads / ann : 0, cpu_us,
 			       total1 > total0 ? (double)(busy1 - busy0) / (total1 - total0) : 0,
 			       lost,
 			       (uint64_t)(s1.blocks_dropped - s0.blocks_dropped), waits,
-			       (uint64_t)(s1.interrupts - s0.interrupts));
+			       (uint64_t)(s1.interrupts - s0.interrupts), holds1 - holds0);
 			fflush(stdout);
 		}
 	}

@@ -72,6 +72,7 @@
 #define REG_EMU_BURST		0x1008
 #define REG_EMU_INJECT		0x100c
 #define REG_EMU_FIFO_BLOCKS	0x1010
+#define REG_EMU_HOLDS		0x1014
 
 #define CTRL_ENABLE		(1u << 0)
 #define CTRL_SOFT_RESET		(1u << 1)
@@ -1056,6 +1057,7 @@ TEST_F_TIMEOUT(fstr, flow_control_stall, 60)
 	ASSERT_EQ(NBLK, rd32(self, REG_WR_COUNT));
 	EXPECT_EQ(0u, rd32(self, REG_DROP_COUNT));
 	EXPECT_EQ(0u, rd32(self, REG_STATUS) & STATUS_STICKY);
+	EXPECT_EQ(1u, rd32(self, REG_EMU_HOLDS));
 	for (e = 0; e < NBLK; e++)
 		ASSERT_BLOCK(e, e);
 
@@ -1065,6 +1067,8 @@ TEST_F_TIMEOUT(fstr, flow_control_stall, 60)
 	sleep_ms(300);
 	ASSERT_EQ(NBLK + more, rd32(self, REG_WR_COUNT));
 	EXPECT_EQ(0u, rd32(self, REG_DROP_COUNT));
+	/* Held again once the released entries were refilled. */
+	EXPECT_EQ(2u, rd32(self, REG_EMU_HOLDS));
 	for (e = 0; e < NBLK; e++)
 		ASSERT_BLOCK(e, e < more ? NBLK + e : e);
 }
@@ -1195,6 +1199,7 @@ TEST_F_TIMEOUT(fstr, overwrite, 90)
 	ASSERT_EQ(total, rd32(self, REG_WR_COUNT));
 	EXPECT_EQ(0u, rd32(self, REG_RD_COUNT));
 	EXPECT_EQ(0u, rd32(self, REG_DROP_COUNT));
+	EXPECT_EQ(0u, rd32(self, REG_EMU_HOLDS));	/* it never waits */
 	ASSERT_EQ(STATUS_OVERRUN, rd32(self, REG_STATUS) & STATUS_STICKY);
 	wr32(self, REG_STATUS, STATUS_OVERRUN);
 	EXPECT_EQ(0u, rd32(self, REG_STATUS) & STATUS_STICKY);
@@ -1345,6 +1350,7 @@ TEST_F_TIMEOUT(fstr, soft_reset, 60)
 	ASSERT_EQ(NBLK, rd32(self, REG_WR_COUNT));
 	drops = rd32(self, REG_DROP_COUNT);
 	ASSERT_LT(0u, drops);
+	ASSERT_EQ(1u, rd32(self, REG_EMU_HOLDS));
 	wr32(self, REG_EMU_INJECT, INJECT_LUT_FAULT);
 	wr32(self, REG_RD_COUNT, 5);	/* lets block 64 start: it faults */
 	expect_fault(_metadata, self, STATUS_LUT_FAULT, NBLK);
@@ -1359,6 +1365,7 @@ TEST_F_TIMEOUT(fstr, soft_reset, 60)
 	EXPECT_EQ(0u, rd32(self, REG_RD_COUNT));
 	EXPECT_EQ(0u, rd32(self, REG_DROP_COUNT));
 	EXPECT_EQ(0u, rd32(self, REG_IRQ_STATUS));
+	EXPECT_EQ(0u, rd32(self, REG_EMU_HOLDS));
 	/* Kept: LUT, RING_SIZE, coalescing, test block. */
 	for (e = 0; e < NBLK; e++)
 		ASSERT_EQ(self->blk[e].bus | LUT_VALID, lut_rd64(self, e));

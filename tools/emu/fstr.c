@@ -113,6 +113,7 @@ OBJECT_DECLARE_SIMPLE_TYPE(FstrState, FSTR)
 #define REG_EMU_BURST           0x1008
 #define REG_EMU_INJECT          0x100c
 #define REG_EMU_FIFO_BLOCKS     0x1010
+#define REG_EMU_HOLDS           0x1014
 
 #define FSTR_ID                 0x46535452      /* "FSTR" */
 #define FSTR_VERSION            0x00010000
@@ -211,6 +212,7 @@ struct FstrState {
      */
     uint64_t src_seq;           /* produced since SOFT_RESET = next s */
     bool held;                  /* ring full under flow control */
+    uint32_t holds;             /* EMU_HOLDS: times held since SOFT_RESET */
     int64_t src_t0;             /* when pacing began (ns) */
     uint64_t src_base;          /* src_seq at src_t0 */
     QEMUTimer src_timer;        /* next arrival, while the engine waits */
@@ -488,6 +490,7 @@ static void fstr_update_held(FstrState *s)
     }
     fstr_source_advance(s);     /* account up to now in the old state */
     s->held = held;
+    s->holds += held;
     if (!held) {
         fstr_kick(s);
     }
@@ -585,6 +588,7 @@ static void fstr_soft_reset(FstrState *s)
     s->src_base = 0;
     s->src_t0 = 0;
     s->held = false;
+    s->holds = 0;
     timer_del(&s->idle_timer);
     timer_del(&s->src_timer);
     timer_del(&s->coalesce_timer);
@@ -779,6 +783,8 @@ static uint64_t fstr_regs_read(void *opaque, hwaddr addr, unsigned size)
         return s->inject;
     case REG_EMU_FIFO_BLOCKS:
         return s->fifo_blocks;
+    case REG_EMU_HOLDS:
+        return s->holds;
     default:
         return 0;
     }
