@@ -1168,6 +1168,49 @@ TEST_F_TIMEOUT(stream, batching, T_SHORT)
 	ASSERT_EOF(self->fd);
 }
 
+/*
+ * A read() whose buffer runs into an inaccessible page returns the whole
+ * records written before the fault; the record that faulted and those
+ * after it come with the next read(), none lost and none twice.
+ */
+TEST_F_TIMEOUT(stream, read_fault_mid_buffer, T_SHORT)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	struct fpgastream_block r[20];
+	struct fpgastream_map m;
+	struct checker c;
+	uint8_t *area;
+	long n;
+	int i;
+
+	stream_map(_metadata, self, 2 << 20, 2 << 20, &m);
+	reg_wr(&self->d, R_EMU_BURST, 20);
+	checker_init(&c, &self->d, &self->b, self->nr_blocks, LOSS_NONE);
+	ASSERT_EQ(0, do_start(self->fd, FPGASTREAM_START_FLOW_CONTROL, 0, 0));
+	ASSERT_TRUE(wait_wr_count(&self->d, 20));
+	fv_sleep_ms(200);
+
+	area = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, area);
+	ASSERT_EQ(0, mprotect(area + pg, pg, PROT_NONE));
+
+	/* Room for 3 and a half records before the guard page: 3 come. */
+	n = read(self->fd, area + pg - 3 * REC - REC / 2, 10 * REC);
+	ASSERT_EQ(3 * REC, n) TH_LOG("read: %s", n < 0 ? strerror(errno) : "short");
+	memcpy(r, area + pg - 3 * REC - REC / 2, 3 * REC);
+	/* Nothing writable at all: EFAULT, and nothing is lost. */
+	EXPECT_EQ(-1, read(self->fd, area + pg, 4 * REC));
+	EXPECT_EQ(EFAULT, errno);
+	n = fv_records(self->fd, r + 3, 17, WAIT_MS);
+	ASSERT_EQ(17, n);
+	for (i = 0; i < 20; i++)
+		check_record(_metadata, &c, &r[i]);
+	ASSERT_EQ(0, do_release(self->fd, 20));
+	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
+	ASSERT_EOF(self->fd);
+	munmap(area, 2 * pg);
+}
+
 TEST_F_TIMEOUT(stream, slow_consumer_flow_control, T_STREAM)
 {
 	struct fpgastream_map m;
