@@ -17,7 +17,10 @@
  * data pattern of the next block WITHOUT the BQL (that is the expensive
  * part), then takes the BQL to check that the block is still wanted, write
  * it with pci_dma_write() (so that a guest IOMMU translates it), advance
- * WR_COUNT and raise interrupts.  When it cannot make progress it sleeps on
+ * WR_COUNT and raise interrupts.  Without a guest IOMMU the write itself
+ * runs without the BQL too (see fstr_engine_dma()), so that register
+ * accesses of the guest do not wait for a block copy, nor the engine for
+ * them, as with a board's own DMA engine.  When it cannot make progress it sleeps on
  * a condition variable tied to the BQL; every register write that may let
  * it progress signals it.  A generation counter, bumped by everything that
  * makes a pre-generated block stale (SOFT_RESET, stop, seed change, reset,
@@ -182,7 +185,8 @@ struct FstrState {
     uint32_t status_sticky;     /* STATUS_STICKY bits */
     /* STATUS.RUNNING: set by ENABLE 0->1, cleared by ENABLE 1->0 or a fault */
     bool running;
-    bool idle;                  /* STATUS.IDLE */
+    bool idle;                  /* STATUS.IDLE, unless dma_busy */
+    bool dma_busy;              /* a block write runs without the BQL */
     uint32_t ring_size;
     uint64_t wr_count;          /* WR_COUNT is its low 32 bits */
     uint32_t rd_count;
@@ -500,10 +504,11 @@ static void fstr_update_held(FstrState *s)
 /* Engine state                                                            */
 /* ---------------------------------------------------------------------- */
 
+/* A block write in flight keeps IDLE clear: the memory must stay mapped. */
 static uint32_t fstr_status(FstrState *s)
 {
     return s->status_sticky | (s->running ? STATUS_RUNNING : 0) |
-           (s->idle ? STATUS_IDLE : 0);
+           (s->idle && !s->dma_busy ? STATUS_IDLE : 0);
 }
 
 /* ENABLE 0->1 with no fault pending: stream. */
@@ -626,6 +631,31 @@ static bool fstr_engine_next(FstrState *s, uint64_t *seq)
     return true;
 }
 
+/*
+ * Write the block in s->buf to bus address @addr.  Called with the BQL
+ * held; returns with it held.  Behind a guest IOMMU the write keeps the BQL:
+ * a translation fault raises the IOMMU's interrupt, which needs it.
+ * Without one, the bus is the guest's memory and the write needs no lock
+ * of ours (a write into MMIO takes the BQL by itself), so the engine lets
+ * the guest run its register accesses meanwhile.  STATUS.IDLE stays clear
+ * while the write runs (fstr_status()).
+ */
+static MemTxResult fstr_engine_dma(FstrState *s, uint64_t addr)
+{
+    PCIDevice *pdev = PCI_DEVICE(s);
+    MemTxResult res;
+
+    if (pci_device_iommu_address_space(pdev) != &address_space_memory) {
+        return pci_dma_write(pdev, addr, s->buf, FSTR_BLOCK_SIZE);
+    }
+    s->dma_busy = true;
+    qemu_mutex_unlock_iothread();
+    res = pci_dma_write(pdev, addr, s->buf, FSTR_BLOCK_SIZE);
+    qemu_mutex_lock_iothread();
+    s->dma_busy = false;
+    return res;
+}
+
 static bool fstr_lut_addr_ok(FstrState *s, uint64_t addr)
 {
     return s->dma_addr_bits >= 64 || !(addr >> s->dma_addr_bits);
@@ -634,7 +664,8 @@ static bool fstr_lut_addr_ok(FstrState *s, uint64_t addr)
 /*
  * Write block k = WR_COUNT with source sequence @seq from s->buf (which
  * holds its pattern), then complete it.  Called with the BQL held, right
- * after fstr_engine_next() returned true with @seq.
+ * after fstr_engine_next() returned true with @seq; the write may drop it
+ * for a while (fstr_engine_dma()).
  */
 static void fstr_engine_write_block(FstrState *s, uint64_t seq)
 {
@@ -664,16 +695,17 @@ static void fstr_engine_write_block(FstrState *s, uint64_t seq)
         s->status_sticky |= STATUS_OVERRUN;
     }
 
-    res = pci_dma_write(PCI_DEVICE(s), addr, s->buf, FSTR_BLOCK_SIZE);
-    if (res != MEMTX_OK) {
-        fstr_fault(s, STATUS_DMA_ERROR);
-        return;
-    }
+    res = fstr_engine_dma(s, addr);
     /*
-     * A DMA into our own BARs runs our MMIO handlers from here and may have
-     * reset or stopped the engine: then the block is abandoned.
+     * The guest may have stopped or reset the engine meanwhile, and a DMA
+     * into our own BARs runs our MMIO handlers from here: then the block
+     * is abandoned, and so is its fault.
      */
     if (gen != s->gen || !s->running) {
+        return;
+    }
+    if (res != MEMTX_OK) {
+        fstr_fault(s, STATUS_DMA_ERROR);
         return;
     }
 
