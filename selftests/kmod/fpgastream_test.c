@@ -1089,6 +1089,23 @@ static void stream_map(struct __test_metadata *_metadata,
 }
 
 /*
+ * Map 2 MiB, start a flow-controlled burst of @n blocks (at most a ring) and
+ * wait until all are complete and signalled, so that read() finds them all.
+ */
+static void stream_burst_done(struct __test_metadata *_metadata,
+			      FIXTURE_DATA(stream) *self, uint32_t n, struct checker *c)
+{
+	struct fpgastream_map m;
+
+	stream_map(_metadata, self, 2 << 20, 2 << 20, &m);
+	reg_wr(&self->d, R_EMU_BURST, n);
+	checker_init(c, &self->d, &self->b, self->nr_blocks, LOSS_NONE);
+	ASSERT_EQ(0, do_start(self->fd, FPGASTREAM_START_FLOW_CONTROL, 0, 0));
+	ASSERT_TRUE(wait_wr_count(&self->d, n));
+	fv_sleep_ms(200);
+}
+
+/*
  * The main data test: four times around the ring and a bit, every record and
  * every word of every block checked, under flow control.
  */
@@ -1137,19 +1154,13 @@ TEST_F_TIMEOUT(stream, data_four_rings, T_STREAM)
 
 TEST_F_TIMEOUT(stream, batching, T_SHORT)
 {
-	struct fpgastream_map m;
 	struct fpgastream_block r[64];
 	struct checker c;
 	long n;
 	int i;
 
-	stream_map(_metadata, self, 2 << 20, 2 << 20, &m);
-	reg_wr(&self->d, R_EMU_BURST, 20);
-	checker_init(&c, &self->d, &self->b, self->nr_blocks, LOSS_NONE);
-	ASSERT_EQ(0, do_start(self->fd, FPGASTREAM_START_FLOW_CONTROL, 0, 0));
 	/* The whole burst is complete (and signalled) before the first read. */
-	ASSERT_TRUE(wait_wr_count(&self->d, 20));
-	fv_sleep_ms(200);
+	stream_burst_done(_metadata, self, 20, &c);
 
 	/* Room for exactly 3: exactly 3. */
 	n = fv_records(self->fd, r, 3, WAIT_MS);
@@ -1177,18 +1188,12 @@ TEST_F_TIMEOUT(stream, read_fault_mid_buffer, T_SHORT)
 {
 	long pg = sysconf(_SC_PAGESIZE);
 	struct fpgastream_block r[20];
-	struct fpgastream_map m;
 	struct checker c;
 	uint8_t *area;
 	long n;
 	int i;
 
-	stream_map(_metadata, self, 2 << 20, 2 << 20, &m);
-	reg_wr(&self->d, R_EMU_BURST, 20);
-	checker_init(&c, &self->d, &self->b, self->nr_blocks, LOSS_NONE);
-	ASSERT_EQ(0, do_start(self->fd, FPGASTREAM_START_FLOW_CONTROL, 0, 0));
-	ASSERT_TRUE(wait_wr_count(&self->d, 20));
-	fv_sleep_ms(200);
+	stream_burst_done(_metadata, self, 20, &c);
 
 	area = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, area);
