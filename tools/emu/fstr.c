@@ -20,11 +20,12 @@
  * WR_COUNT and raise interrupts.  Without a guest IOMMU the write itself
  * runs without the BQL too (see fstr_engine_dma()), so that register
  * accesses of the guest do not wait for a block copy, nor the engine for
- * them, as with a board's own DMA engine.  When it cannot make progress it sleeps on
- * a condition variable tied to the BQL; every register write that may let
- * it progress signals it.  A generation counter, bumped by everything that
- * makes a pre-generated block stale (SOFT_RESET, stop, seed change, reset,
- * unrealize), lets the thread notice what happened while it ran unlocked.
+ * them, as with a board's own DMA engine.  When it cannot make progress it
+ * sleeps on a condition variable tied to the BQL; every register write
+ * that may let it progress signals it.  A generation counter, bumped by
+ * everything that makes a pre-generated block stale (SOFT_RESET, stop,
+ * seed change, reset, unrealize), lets the thread notice what happened
+ * while it ran unlocked.
  *
  * The source is modelled lazily: with EMU_RATE = r blocks/s it has produced
  * floor((now - t0) * r / 1e9) blocks since the engine (re)started at t0 on
