@@ -235,6 +235,11 @@ static inline bool fpgastream_hw_irq_error(u32 irq_status)
 	return irq_status & FSTR_IRQ_ERROR;
 }
 
+static inline u32 fpgastream_hw_drop_count(const struct fpgastream_hw *hw)
+{
+	return fpgastream_hw_rd(hw, FSTR_REG_DROP_COUNT);
+}
+
 /*
  * DROP_COUNT is read before WR_COUNT: every drop counted then happened
  * before any block that completes after the WR_COUNT read.
@@ -242,13 +247,8 @@ static inline bool fpgastream_hw_irq_error(u32 irq_status)
 static inline void fpgastream_hw_read_counters(const struct fpgastream_hw *hw,
 					       struct fpgastream_hw_counters *c)
 {
-	c->drop_count = fpgastream_hw_rd(hw, FSTR_REG_DROP_COUNT);
+	c->drop_count = fpgastream_hw_drop_count(hw);
 	c->wr_count = fpgastream_hw_rd(hw, FSTR_REG_WR_COUNT);
-}
-
-static inline u32 fpgastream_hw_drop_count(const struct fpgastream_hw *hw)
-{
-	return fpgastream_hw_rd(hw, FSTR_REG_DROP_COUNT);
 }
 
 static inline u32 fpgastream_hw_status(const struct fpgastream_hw *hw)
