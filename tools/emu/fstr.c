@@ -12,20 +12,23 @@
  *
  * Design
  * ------
- * All device state is protected by the BQL; MMIO callbacks and timers run
- * under it.  A dedicated engine thread produces the blocks: it generates the
- * data pattern of the next block WITHOUT the BQL (that is the expensive
- * part), then takes the BQL to check that the block is still wanted, write
- * it with pci_dma_write() (so that a guest IOMMU translates it), advance
- * WR_COUNT and raise interrupts.  Without a guest IOMMU the write itself
- * runs without the BQL too (see fstr_engine_dma()), so that register
- * accesses of the guest do not wait for a block copy, nor the engine for
- * them, as with a board's own DMA engine.  When it cannot make progress it
- * sleeps on a condition variable tied to the BQL; every register write
- * that may let it progress signals it.  A generation counter, bumped by
- * everything that makes a pre-generated block stale (SOFT_RESET, stop,
- * seed change, reset, unrealize), lets the thread notice what happened
- * while it ran unlocked.
+ * The device state is protected by a lock of its own, s->lock, not by the
+ * BQL, so that the engine and the rest of QEMU do not take turns on one
+ * lock, as a board's DMA engine does not wait for the CPU.  Register
+ * accesses, timers and config writes run under the BQL (QEMU 7.2 takes it
+ * for every MMIO access) and take s->lock inside it: the BQL is always
+ * taken first.  A dedicated engine thread produces the blocks.  Under
+ * s->lock it picks the next block and checks that it may write it; then,
+ * without any lock, it generates the block's data pattern and writes it
+ * with pci_dma_write() (so that a guest IOMMU translates it; behind one the
+ * write takes the BQL, see fstr_engine_dma()); then under s->lock again it
+ * advances WR_COUNT and raises interrupts.  Driving the interrupt needs the
+ * BQL, which the engine never holds with s->lock: it leaves that to a
+ * bottom half (fstr_update_irq()).  When it cannot make progress it sleeps
+ * on a condition variable tied to s->lock; everything that may let it
+ * progress signals it.  A generation counter, bumped by everything that
+ * makes a block in flight stale (SOFT_RESET, stop, seed change, reset,
+ * unrealize), lets the thread notice what happened while it ran unlocked.
  *
  * The source is modelled lazily: with EMU_RATE = r blocks/s it has produced
  * floor((now - t0) * r / 1e9) blocks since the engine (re)started at t0 on
@@ -171,10 +174,17 @@ struct FstrState {
     MemoryRegion regs;          /* BAR0 */
     MemoryRegion lut_bar;       /* BAR2 */
     uint64_t *buf;              /* next block's data; engine thread only */
+    QEMUBH *irq_bh;             /* drives the interrupt for the engine */
 
     /*
-     * Everything below is protected by the BQL.
+     * Protects everything below.  Lock order: the BQL, then s->lock; the
+     * engine thread takes s->lock alone, and the BQL only without it.
      */
+    QemuMutex lock;
+
+    /* Set at engine start: writes go through a guest IOMMU */
+    bool dma_translated;
+    bool irq_notify;            /* an MSI is owed when irq_bh runs */
 
     /* LUT */
     uint64_t *lut;              /* committed entries (what the engine uses) */
@@ -187,7 +197,7 @@ struct FstrState {
     /* STATUS.RUNNING: set by ENABLE 0->1, cleared by ENABLE 1->0 or a fault */
     bool running;
     bool idle;                  /* STATUS.IDLE, unless dma_busy */
-    bool dma_busy;              /* a block write runs without the BQL */
+    bool dma_busy;              /* a block is being written, unlocked */
     uint32_t ring_size;
     uint64_t wr_count;          /* WR_COUNT is its low 32 bits */
     uint32_t rd_count;
@@ -224,7 +234,7 @@ struct FstrState {
 
     /* Engine thread */
     QemuThread thread;
-    QemuCond wake;              /* waited on with the BQL */
+    QemuCond wake;              /* waited on with s->lock */
     bool stopping;              /* unrealize: the thread must exit */
     uint32_t gen;               /* bumped when a generated block goes stale */
 };
@@ -317,12 +327,24 @@ static void (*fstr_fill_block)(uint64_t *w, uint64_t seed, uint64_t s) =
  * 0->1, when IRQ_ENABLE goes 0->1 with bits pending and when a W1C leaves
  * bits set, so a driver that acks IRQ_STATUS and then reads WR_COUNT never
  * misses a completion.
+ *
+ * Called with s->lock held.  The interrupt controller and the MSI state
+ * need the BQL: a caller without it (the engine thread) leaves the update
+ * to irq_bh, which drives the level that holds when it runs.
  */
 static void fstr_update_irq(FstrState *s, bool notify)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
-    bool level = (s->ctrl & CTRL_IRQ_ENABLE) && s->irq_status;
+    bool level;
 
+    if (!qemu_mutex_iothread_locked()) {
+        s->irq_notify |= notify;
+        qemu_bh_schedule(s->irq_bh);
+        return;
+    }
+    notify |= s->irq_notify;
+    s->irq_notify = false;
+    level = (s->ctrl & CTRL_IRQ_ENABLE) && s->irq_status;
     if (msi_enabled(pdev)) {
         pci_set_irq(pdev, 0);
         if (level && notify) {
@@ -331,6 +353,15 @@ static void fstr_update_irq(FstrState *s, bool notify)
     } else {
         pci_set_irq(pdev, level);
     }
+}
+
+static void fstr_irq_bh(void *opaque)
+{
+    FstrState *s = opaque;
+
+    qemu_mutex_lock(&s->lock);
+    fstr_update_irq(s, false);
+    qemu_mutex_unlock(&s->lock);
 }
 
 static void fstr_raise_irq(FstrState *s, uint32_t bits)
@@ -375,20 +406,25 @@ static void fstr_coalesce_check(FstrState *s)
     }
 }
 
+/* Re-checks: the engine may have signalled while this waited for s->lock. */
 static void fstr_coalesce_timer_cb(void *opaque)
 {
     FstrState *s = opaque;
 
-    if (s->unsignalled) {
-        fstr_signal_blocks(s);
-    }
+    qemu_mutex_lock(&s->lock);
+    fstr_coalesce_check(s);
+    qemu_mutex_unlock(&s->lock);
 }
 
 /* ---------------------------------------------------------------------- */
 /* Source model                                                            */
 /* ---------------------------------------------------------------------- */
 
-/* Tell the engine thread that it may be able to make progress. */
+/*
+ * Tell the engine thread that it may be able to make progress.  Called with
+ * s->lock held, so that the signal cannot fall between the engine's check
+ * and its wait.
+ */
 static void fstr_kick(FstrState *s)
 {
     qemu_cond_signal(&s->wake);
@@ -476,7 +512,11 @@ static void fstr_source_arm(FstrState *s)
 
 static void fstr_src_timer_cb(void *opaque)
 {
-    fstr_kick(opaque);
+    FstrState *s = opaque;
+
+    qemu_mutex_lock(&s->lock);
+    fstr_kick(s);
+    qemu_mutex_unlock(&s->lock);
 }
 
 /*
@@ -512,9 +552,12 @@ static uint32_t fstr_status(FstrState *s)
            (s->idle && !s->dma_busy ? STATUS_IDLE : 0);
 }
 
-/* ENABLE 0->1 with no fault pending: stream. */
+/* ENABLE 0->1 with no fault pending: stream.  Called with the BQL. */
 static void fstr_engine_start(FstrState *s)
 {
+    /* The IOMMU is known once the machine is up; looking needs the BQL. */
+    s->dma_translated = pci_device_iommu_address_space(PCI_DEVICE(s)) !=
+                        &address_space_memory;
     s->gen++;
     s->running = true;
     s->idle = false;
@@ -555,9 +598,11 @@ static void fstr_idle_timer_cb(void *opaque)
 {
     FstrState *s = opaque;
 
+    qemu_mutex_lock(&s->lock);
     if (!s->running) {
         s->idle = true;
     }
+    qemu_mutex_unlock(&s->lock);
 }
 
 /*
@@ -607,7 +652,7 @@ static void fstr_soft_reset(FstrState *s)
 
 /*
  * Can the engine start a block now?  If so, return true with the block's
- * source sequence number in *seq.  Called with the BQL held.
+ * source sequence number in *seq.  Called with s->lock held.
  */
 static bool fstr_engine_next(FstrState *s, uint64_t *seq)
 {
@@ -633,27 +678,24 @@ static bool fstr_engine_next(FstrState *s, uint64_t *seq)
 }
 
 /*
- * Write the block in s->buf to bus address @addr.  Called with the BQL
- * held; returns with it held.  Behind a guest IOMMU the write keeps the BQL:
- * a translation fault raises the IOMMU's interrupt, which needs it.
- * Without one, the bus is the guest's memory and the write needs no lock
- * of ours (a write into MMIO takes the BQL by itself), so the engine lets
- * the guest run its register accesses meanwhile.  STATUS.IDLE stays clear
- * while the write runs (fstr_status()).
+ * Write the block in s->buf to bus address @addr.  Called without s->lock.
+ * Behind a guest IOMMU the write takes the BQL: the IOMMU's translation
+ * and the interrupt it raises on a fault need it.  Without one, the bus is
+ * the guest's memory and the write needs no lock (a write that lands in
+ * MMIO takes the BQL by itself).
  */
-static MemTxResult fstr_engine_dma(FstrState *s, uint64_t addr)
+static MemTxResult fstr_engine_dma(FstrState *s, bool translated,
+                                   uint64_t addr)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
     MemTxResult res;
 
-    if (pci_device_iommu_address_space(pdev) != &address_space_memory) {
+    if (!translated) {
         return pci_dma_write(pdev, addr, s->buf, FSTR_BLOCK_SIZE);
     }
-    s->dma_busy = true;
-    qemu_mutex_unlock_iothread();
-    res = pci_dma_write(pdev, addr, s->buf, FSTR_BLOCK_SIZE);
     qemu_mutex_lock_iothread();
-    s->dma_busy = false;
+    res = pci_dma_write(pdev, addr, s->buf, FSTR_BLOCK_SIZE);
+    qemu_mutex_unlock_iothread();
     return res;
 }
 
@@ -663,10 +705,10 @@ static bool fstr_lut_addr_ok(FstrState *s, uint64_t addr)
 }
 
 /*
- * Write block k = WR_COUNT with source sequence @seq from s->buf (which
- * holds its pattern), then complete it.  Called with the BQL held, right
- * after fstr_engine_next() returned true with @seq; the write may drop it
- * for a while (fstr_engine_dma()).
+ * Generate and write block k = WR_COUNT with source sequence @seq, then
+ * complete it.  Called with s->lock held, right after fstr_engine_next()
+ * returned true with @seq.  The expensive part, the pattern and the copy,
+ * runs without s->lock; STATUS.IDLE stays clear meanwhile (fstr_status()).
  */
 static void fstr_engine_write_block(FstrState *s, uint64_t seq)
 {
@@ -674,6 +716,8 @@ static void fstr_engine_write_block(FstrState *s, uint64_t seq)
     uint64_t entry = s->lut[k % s->ring_size];
     uint64_t addr = entry & LUT_ADDR_MASK;
     uint32_t gen = s->gen;
+    uint64_t seed = s->seed;
+    bool translated = s->dma_translated;
     MemTxResult res;
 
     assert(seq == s->wr_count + s->drop_count);     /* the FIFO head */
@@ -696,7 +740,12 @@ static void fstr_engine_write_block(FstrState *s, uint64_t seq)
         s->status_sticky |= STATUS_OVERRUN;
     }
 
-    res = fstr_engine_dma(s, addr);
+    s->dma_busy = true;
+    qemu_mutex_unlock(&s->lock);
+    fstr_fill_block(s->buf, seed, seq);
+    res = fstr_engine_dma(s, translated, addr);
+    qemu_mutex_lock(&s->lock);
+    s->dma_busy = false;
     /*
      * The guest may have stopped or reset the engine meanwhile, and a DMA
      * into our own BARs runs our MMIO handlers from here: then the block
@@ -725,36 +774,19 @@ static void fstr_engine_write_block(FstrState *s, uint64_t seq)
 static void *fstr_engine_thread(void *opaque)
 {
     FstrState *s = opaque;
-    bool have_buf = false;      /* s->buf holds the block (buf_gen, buf_seq) */
-    uint32_t buf_gen = 0;
-    uint64_t buf_seq = 0;
 
     rcu_register_thread();      /* pci_dma_write() reads RCU-protected maps */
-    qemu_mutex_lock_iothread();
+    qemu_mutex_lock(&s->lock);
     while (!s->stopping) {
         uint64_t seq;
 
         if (!fstr_engine_next(s, &seq)) {
-            qemu_cond_wait_iothread(&s->wake);
+            qemu_cond_wait(&s->wake, &s->lock);
             continue;
         }
-        if (!have_buf || buf_gen != s->gen || buf_seq != seq) {
-            uint32_t gen = s->gen;
-            uint64_t seed = s->seed;
-
-            /* The expensive part, done without the BQL. */
-            qemu_mutex_unlock_iothread();
-            fstr_fill_block(s->buf, seed, seq);
-            qemu_mutex_lock_iothread();
-            have_buf = true;
-            buf_gen = gen;
-            buf_seq = seq;
-            continue;           /* look again: things may have changed */
-        }
         fstr_engine_write_block(s, seq);
-        have_buf = false;
     }
-    qemu_mutex_unlock_iothread();
+    qemu_mutex_unlock(&s->lock);
     rcu_unregister_thread();
     return NULL;
 }
@@ -763,17 +795,8 @@ static void *fstr_engine_thread(void *opaque)
 /* BAR0: registers and test block                                          */
 /* ---------------------------------------------------------------------- */
 
-static uint64_t fstr_regs_read(void *opaque, hwaddr addr, unsigned size)
+static uint32_t fstr_regs_read_locked(FstrState *s, hwaddr addr)
 {
-    FstrState *s = opaque;
-
-    if (size != 4 || (addr & 3)) {
-        qemu_log_mask(LOG_GUEST_ERROR, "fstr: BAR0 read of %u bytes at 0x%"
-                      HWADDR_PRIx " ignored: registers are 32-bit\n",
-                      size, addr);
-        return 0;
-    }
-
     switch (addr) {
     case REG_ID:
         return FSTR_ID;
@@ -823,6 +846,23 @@ static uint64_t fstr_regs_read(void *opaque, hwaddr addr, unsigned size)
     }
 }
 
+static uint64_t fstr_regs_read(void *opaque, hwaddr addr, unsigned size)
+{
+    FstrState *s = opaque;
+    uint32_t val;
+
+    if (size != 4 || (addr & 3)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "fstr: BAR0 read of %u bytes at 0x%"
+                      HWADDR_PRIx " ignored: registers are 32-bit\n",
+                      size, addr);
+        return 0;
+    }
+    qemu_mutex_lock(&s->lock);
+    val = fstr_regs_read_locked(s, addr);
+    qemu_mutex_unlock(&s->lock);
+    return val;
+}
+
 static void fstr_write_ctrl(FstrState *s, uint32_t val)
 {
     uint32_t old = s->ctrl;
@@ -844,19 +884,9 @@ static void fstr_write_ctrl(FstrState *s, uint32_t val)
     fstr_update_irq(s, !(old & CTRL_IRQ_ENABLE));
 }
 
-static void fstr_regs_write(void *opaque, hwaddr addr, uint64_t val64,
-                            unsigned size)
+static void fstr_regs_write_locked(FstrState *s, hwaddr addr, uint32_t val)
 {
-    FstrState *s = opaque;
-    uint32_t val = val64;
     uint32_t old;
-
-    if (size != 4 || (addr & 3)) {
-        qemu_log_mask(LOG_GUEST_ERROR, "fstr: BAR0 write of %u bytes at 0x%"
-                      HWADDR_PRIx " ignored: registers are 32-bit\n",
-                      size, addr);
-        return;
-    }
 
     switch (addr) {
     case REG_CTRL:
@@ -921,6 +951,22 @@ static void fstr_regs_write(void *opaque, hwaddr addr, uint64_t val64,
     }
 }
 
+static void fstr_regs_write(void *opaque, hwaddr addr, uint64_t val64,
+                            unsigned size)
+{
+    FstrState *s = opaque;
+
+    if (size != 4 || (addr & 3)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "fstr: BAR0 write of %u bytes at 0x%"
+                      HWADDR_PRIx " ignored: registers are 32-bit\n",
+                      size, addr);
+        return;
+    }
+    qemu_mutex_lock(&s->lock);
+    fstr_regs_write_locked(s, addr, val64);
+    qemu_mutex_unlock(&s->lock);
+}
+
 static const MemoryRegionOps fstr_regs_ops = {
     .read = fstr_regs_read,
     .write = fstr_regs_write,
@@ -951,7 +997,9 @@ static uint64_t fstr_lut_read(void *opaque, hwaddr addr, unsigned size)
     if (idx >= s->lut_capacity) {
         return 0;               /* BAR padding beyond the LUT */
     }
+    qemu_mutex_lock(&s->lock);
     entry = s->lut[idx];
+    qemu_mutex_unlock(&s->lock);
     if (size == 8) {
         return entry;
     }
@@ -971,6 +1019,7 @@ static void fstr_lut_write(void *opaque, hwaddr addr, uint64_t val,
     if (idx >= s->lut_capacity) {
         return;
     }
+    qemu_mutex_lock(&s->lock);
     if (size == 8) {
         s->lut[idx] = val;
         s->lut_low[idx] = (uint32_t)val;
@@ -979,6 +1028,7 @@ static void fstr_lut_write(void *opaque, hwaddr addr, uint64_t val,
     } else {
         s->lut[idx] = (uint64_t)s->lut_low[idx] | (val << 32);
     }
+    qemu_mutex_unlock(&s->lock);
 }
 
 static const MemoryRegionOps fstr_lut_ops = {
@@ -1005,6 +1055,7 @@ static void fstr_reset(DeviceState *dev)
 {
     FstrState *s = FSTR(dev);
 
+    qemu_mutex_lock(&s->lock);
     fstr_soft_reset(s);
     memset(s->lut, 0, sizeof(*s->lut) * s->lut_capacity);
     memset(s->lut_low, 0, sizeof(*s->lut_low) * s->lut_capacity);
@@ -1017,8 +1068,10 @@ static void fstr_reset(DeviceState *dev)
     s->burst = 0;
     s->inject = 0;
     s->fifo_blocks = FSTR_FIFO_DEFAULT;
+    s->irq_notify = false;
     msi_reset(PCI_DEVICE(s));
     pci_set_irq(PCI_DEVICE(s), 0);
+    qemu_mutex_unlock(&s->lock);
 }
 
 /* MSI enable changes the interrupt route: move a pending level over. */
@@ -1030,7 +1083,9 @@ static void fstr_config_write(PCIDevice *pdev, uint32_t addr, uint32_t val,
 
     pci_default_write_config(pdev, addr, val, len);
     if (msi_enabled(pdev) != msi_was) {
+        qemu_mutex_lock(&s->lock);
         fstr_update_irq(s, true);
+        qemu_mutex_unlock(&s->lock);
     }
 }
 
@@ -1081,6 +1136,8 @@ static void fstr_realize(PCIDevice *pdev, Error **errp)
     timer_init_ns(&s->idle_timer, QEMU_CLOCK_VIRTUAL, fstr_idle_timer_cb, s);
     timer_init_ns(&s->src_timer, QEMU_CLOCK_VIRTUAL, fstr_src_timer_cb, s);
 
+    s->irq_bh = qemu_bh_new(fstr_irq_bh, s);
+    qemu_mutex_init(&s->lock);
     qemu_cond_init(&s->wake);
     s->stopping = false;
     qemu_thread_create(&s->thread, "fstr-engine", fstr_engine_thread, s,
@@ -1091,18 +1148,22 @@ static void fstr_exit(PCIDevice *pdev)
 {
     FstrState *s = FSTR(pdev);
 
+    qemu_mutex_lock(&s->lock);
     s->stopping = true;
     s->gen++;
     fstr_kick(s);
-    /* The thread needs the BQL to notice; let it have it while we wait. */
+    qemu_mutex_unlock(&s->lock);
+    /* Behind an IOMMU the thread needs the BQL to finish its write. */
     qemu_mutex_unlock_iothread();
     qemu_thread_join(&s->thread);
     qemu_mutex_lock_iothread();
 
-    qemu_cond_destroy(&s->wake);
     timer_del(&s->coalesce_timer);
     timer_del(&s->idle_timer);
     timer_del(&s->src_timer);
+    qemu_bh_delete(s->irq_bh);
+    qemu_cond_destroy(&s->wake);
+    qemu_mutex_destroy(&s->lock);
     msi_uninit(pdev);
     g_free(s->lut);
     g_free(s->lut_low);
