@@ -1391,6 +1391,58 @@ TEST_F_TIMEOUT(fstr, soft_reset, 60)
 	EXPECT_EQ(0u, rd32(self, REG_STATUS) & STATUS_STICKY);
 }
 
+/* Poison block e from its end backwards: it meets a write still in flight. */
+static void poison_block_backwards(fstr_t *self, uint32_t e)
+{
+	uint32_t i;
+
+	for (i = BLOCK_WORDS; i-- > 0;)
+		self->blk[e].va[i] = POISON_WORD;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+/*
+ * SOFT_RESET abandons the block being written, and STATUS.IDLE says when
+ * that write is over: a driver unmaps its memory once IDLE reads 1.  The
+ * engine spends most of a block's time writing it, so a reset mostly lands
+ * mid-write: some trials must see IDLE clear right after the reset, and
+ * once IDLE reads 1 the blocks the engine was at must not change again.
+ */
+TEST_F_TIMEOUT(fstr, soft_reset_in_flight, 60)
+{
+	const unsigned int trials = 100;
+	unsigned int trial, busy = 0, j;
+	uint32_t wr, e;
+
+	REQUIRE_DMA();
+	program_ring(_metadata, self, NBLK);
+	for (trial = 0; trial < trials; trial++) {
+		start_engine(_metadata, self, 0);	/* overwrite: never held */
+		ASSERT_LE(2u, wait_wr(self, 2, 10));
+		wr = rd32(self, REG_WR_COUNT);
+		wr32(self, REG_CTRL, CTRL_SOFT_RESET);
+		busy += !(rd32(self, REG_STATUS) & STATUS_IDLE);
+		ASSERT_TRUE(wait_bits(self, REG_STATUS, STATUS_IDLE, 1.0, NULL))
+			TH_LOG("trial %u: STATUS 0x%08x 1 s after SOFT_RESET",
+			       trial, rd32(self, REG_STATUS));
+		/* The block in flight is wr or, if that completed, wr + 1. */
+		for (j = 0; j < 3; j++)
+			poison_block_backwards(self, (wr + j) % NBLK);
+		sleep_ms(2);
+		for (j = 0; j < 3; j++) {
+			e = (wr + j) % NBLK;
+			ASSERT_TRUE(block_poisoned(self, e))
+				TH_LOG("trial %u: block %u written after STATUS.IDLE read 1",
+				       trial, e);
+		}
+		ASSERT_EQ(0u, rd32(self, REG_WR_COUNT));
+	}
+	note("soft_reset_in_flight: IDLE clear right after SOFT_RESET in %u of %u trials",
+	     busy, trials);
+	ASSERT_LT(0u, busy)
+		TH_LOG("IDLE read 1 right after every reset: no write is ever reported in flight");
+}
+
 /* Arm an injection while streaming; check the fault, then recovery. */
 static void inject_while_streaming(struct __test_metadata *_metadata,
 				   fstr_t *self, uint32_t inject, uint32_t bit)
