@@ -776,6 +776,8 @@ static void *fstr_engine_thread(void *opaque)
     FstrState *s = opaque;
 
     rcu_register_thread();      /* pci_dma_write() reads RCU-protected maps */
+    /* Named even without -name debug-threads=on: for top -H and taskset. */
+    pthread_setname_np(pthread_self(), "fstr-engine");
     qemu_mutex_lock(&s->lock);
     while (!s->stopping) {
         uint64_t seq;
