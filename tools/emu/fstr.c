@@ -326,25 +326,12 @@ static void (*fstr_fill_block)(uint64_t *w, uint64_t seed, uint64_t s) =
  * and the level is high.  Callers notify when a bit in IRQ_STATUS goes
  * 0->1, when IRQ_ENABLE goes 0->1 with bits pending and when a W1C leaves
  * bits set, so a driver that acks IRQ_STATUS and then reads WR_COUNT never
- * misses a completion.
- *
- * Called with s->lock held.  The interrupt controller and the MSI state
- * need the BQL: a caller without it (the engine thread) leaves the update
- * to irq_bh, which drives the level that holds when it runs.
+ * misses a completion.  Needs the BQL.
  */
-static void fstr_update_irq(FstrState *s, bool notify)
+static void fstr_drive_irq(FstrState *s, bool level, bool notify)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
-    bool level;
 
-    if (!qemu_mutex_iothread_locked()) {
-        s->irq_notify |= notify;
-        qemu_bh_schedule(s->irq_bh);
-        return;
-    }
-    notify |= s->irq_notify;
-    s->irq_notify = false;
-    level = (s->ctrl & CTRL_IRQ_ENABLE) && s->irq_status;
     if (msi_enabled(pdev)) {
         pci_set_irq(pdev, 0);
         if (level && notify) {
@@ -355,13 +342,43 @@ static void fstr_update_irq(FstrState *s, bool notify)
     }
 }
 
+/*
+ * Re-evaluate the interrupt after IRQ_STATUS, IRQ_ENABLE or the MSI state
+ * changed.  Called with s->lock held.  The interrupt controller and the
+ * MSI state need the BQL: a caller without it (the engine thread) leaves
+ * the update to irq_bh.
+ */
+static void fstr_update_irq(FstrState *s, bool notify)
+{
+    if (!qemu_mutex_iothread_locked()) {
+        s->irq_notify |= notify;
+        qemu_bh_schedule(s->irq_bh);
+        return;
+    }
+    notify |= s->irq_notify;
+    s->irq_notify = false;
+    fstr_drive_irq(s, (s->ctrl & CTRL_IRQ_ENABLE) && s->irq_status, notify);
+}
+
+/*
+ * Drives the interrupt from a snapshot taken under s->lock, with s->lock
+ * released: the bottom half runs a main-loop wakeup after the engine
+ * signalled, about when the engine comes back for s->lock, and must not
+ * make it sleep there.  The snapshot cannot go stale in a way that
+ * matters: everything else that changes the level holds the BQL, as this
+ * does, and the engine, which does not, schedules the bottom half again.
+ */
 static void fstr_irq_bh(void *opaque)
 {
     FstrState *s = opaque;
+    bool level, notify;
 
     qemu_mutex_lock(&s->lock);
-    fstr_update_irq(s, false);
+    level = (s->ctrl & CTRL_IRQ_ENABLE) && s->irq_status;
+    notify = s->irq_notify;
+    s->irq_notify = false;
     qemu_mutex_unlock(&s->lock);
+    fstr_drive_irq(s, level, notify);
 }
 
 static void fstr_raise_irq(FstrState *s, uint32_t bits)
