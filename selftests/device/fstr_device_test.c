@@ -114,6 +114,11 @@
 #define PCI_COMMAND		4
 #define PCI_COMMAND_MEMORY	(1u << 1)
 #define PCI_COMMAND_MASTER	(1u << 2)
+#define PCI_BASE_ADDRESS_0	0x10
+#define PCI_CAPABILITY_LIST	0x34
+#define PCI_CAP_ID_MSI		0x05
+#define PCI_MSI_FLAGS_ENABLE	(1u << 0)
+#define PCI_MSI_FLAGS_64BIT	(1u << 7)
 
 #define HUGEPAGES_FREE "/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages"
 #define HUGEPAGES_NR "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
@@ -1441,6 +1446,75 @@ TEST_F_TIMEOUT(fstr, soft_reset_in_flight, 60)
 	     busy, trials);
 	ASSERT_LT(0u, busy)
 		TH_LOG("IDLE read 1 right after every reset: no write is ever reported in flight");
+}
+
+/* The offset of the MSI capability in config space, or 0. */
+static unsigned int msi_cap(fstr_t *self)
+{
+	uint8_t pos = 0, id = 0;
+	int hops = 48;
+
+	if (pread(self->cfg_fd, &pos, 1, PCI_CAPABILITY_LIST) != 1)
+		return 0;
+	while (pos >= 0x40 && hops--) {
+		if (pread(self->cfg_fd, &id, 1, pos) != 1)
+			return 0;
+		if (id == PCI_CAP_ID_MSI)
+			return pos;
+		if (pread(self->cfg_fd, &pos, 1, pos + 1) != 1)
+			return 0;
+	}
+	return 0;
+}
+
+/*
+ * An MSI is a memory write, and the guest may aim it anywhere, the board's
+ * own registers included.  Aimed at SCRATCH, the message sent when the
+ * coalescing timer expires must land there.  (The reference device once
+ * sent it holding its own lock, which the SCRATCH write takes again: the
+ * whole VM hung.)
+ */
+TEST_F_TIMEOUT(fstr, msi_into_own_register, 60)
+{
+	const uint16_t data = 0x7e55;
+	uint32_t bar0, addr, hi = 0;
+	uint16_t flags, on;
+	unsigned int cap, data_off;
+	double elapsed = 0;
+
+	REQUIRE_DMA();
+	cap = msi_cap(self);
+	ASSERT_NE(0u, cap) TH_LOG("%s: no MSI capability", self->bdf);
+	ASSERT_EQ(4, pread(self->cfg_fd, &bar0, 4, PCI_BASE_ADDRESS_0));
+	ASSERT_EQ(2, pread(self->cfg_fd, &flags, 2, cap + 2));
+	ASSERT_EQ(0u, flags & PCI_MSI_FLAGS_ENABLE) TH_LOG("MSI already on: is a driver bound?");
+	addr = (bar0 & ~0xfu) + REG_SCRATCH;
+	data_off = flags & PCI_MSI_FLAGS_64BIT ? 12 : 8;
+	ASSERT_EQ(4, pwrite(self->cfg_fd, &addr, 4, cap + 4));
+	if (flags & PCI_MSI_FLAGS_64BIT)
+		ASSERT_EQ(4, pwrite(self->cfg_fd, &hi, 4, cap + 8));
+	ASSERT_EQ(2, pwrite(self->cfg_fd, &data, 2, cap + data_off));
+	on = flags | PCI_MSI_FLAGS_ENABLE;
+	ASSERT_EQ(2, pwrite(self->cfg_fd, &on, 2, cap + 2));
+
+	wr32(self, REG_SCRATCH, 0);
+	program_ring(_metadata, self, NBLK);
+	wr32(self, REG_EMU_BURST, 3);
+	wr32(self, REG_IRQ_COALESCE_COUNT, 1000);	/* never reached: the timer sends */
+	wr32(self, REG_IRQ_COALESCE_USEC, 2000);
+	start_engine(_metadata, self, CTRL_IRQ_ENABLE | CTRL_FLOW_CONTROL);
+	EXPECT_TRUE(wait_bits(self, REG_SCRATCH, data, 2.0, &elapsed))
+		TH_LOG("SCRATCH 0x%08x, IRQ_STATUS 0x%08x 2 s after START",
+		       rd32(self, REG_SCRATCH), rd32(self, REG_IRQ_STATUS));
+	EXPECT_EQ(data, rd32(self, REG_SCRATCH));
+	EXPECT_EQ(3u, rd32(self, REG_WR_COUNT));
+	note("msi_into_own_register: SCRATCH written %.1f ms after START", elapsed * 1e3);
+
+	/* IRQ_ENABLE off before MSI: no INTx level is left for nobody. */
+	wr32(self, REG_CTRL, 0);
+	wr32(self, REG_IRQ_STATUS, IRQ_BLOCKS_DONE | IRQ_ERROR);
+	ASSERT_EQ(2, pwrite(self->cfg_fd, &flags, 2, cap + 2));
+	wr32(self, REG_SCRATCH, 0);
 }
 
 /* Arm an injection while streaming; check the fault, then recovery. */

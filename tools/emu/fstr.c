@@ -23,8 +23,9 @@
  * with pci_dma_write() (so that a guest IOMMU translates it; behind one the
  * write takes the BQL, see fstr_engine_dma()); then under s->lock again it
  * advances WR_COUNT and raises interrupts.  Driving the interrupt needs the
- * BQL, which the engine never holds with s->lock: it leaves that to a
- * bottom half (fstr_update_irq()).  When it cannot make progress it sleeps
+ * BQL, and is done only after s->lock is released (fstr_unlock()); the
+ * engine, which does not hold the BQL, leaves it to a bottom half.  When it
+ * cannot make progress it sleeps
  * on a condition variable tied to s->lock; everything that may let it
  * progress signals it.  A generation counter, bumped by everything that
  * makes a block in flight stale (SOFT_RESET, stop, seed change, reset,
@@ -184,7 +185,8 @@ struct FstrState {
 
     /* Set at engine start: writes go through a guest IOMMU */
     bool dma_translated;
-    bool irq_notify;            /* an MSI is owed when irq_bh runs */
+    bool irq_dirty;             /* drive the interrupt at fstr_unlock() */
+    bool irq_notify;            /* and send an MSI if the level is high */
 
     /* LUT */
     uint64_t *lut;              /* committed entries (what the engine uses) */
@@ -343,42 +345,50 @@ static void fstr_drive_irq(FstrState *s, bool level, bool notify)
 }
 
 /*
- * Re-evaluate the interrupt after IRQ_STATUS, IRQ_ENABLE or the MSI state
- * changed.  Called with s->lock held.  The interrupt controller and the
- * MSI state need the BQL: a caller without it (the engine thread) leaves
- * the update to irq_bh.
+ * Note that IRQ_STATUS, IRQ_ENABLE or the MSI state changed; @notify as for
+ * fstr_drive_irq().  Called with s->lock held; fstr_unlock() drives the
+ * interrupt, or irq_bh for a caller without the BQL (the engine thread).
  */
 static void fstr_update_irq(FstrState *s, bool notify)
 {
+    s->irq_dirty = true;
+    s->irq_notify |= notify;
     if (!qemu_mutex_iothread_locked()) {
-        s->irq_notify |= notify;
         qemu_bh_schedule(s->irq_bh);
-        return;
     }
-    notify |= s->irq_notify;
-    s->irq_notify = false;
-    fstr_drive_irq(s, (s->ctrl & CTRL_IRQ_ENABLE) && s->irq_status, notify);
 }
 
 /*
- * Drives the interrupt from a snapshot taken under s->lock, with s->lock
- * released: the bottom half runs a main-loop wakeup after the engine
- * signalled, about when the engine comes back for s->lock, and must not
- * make it sleep there.  The snapshot cannot go stale in a way that
- * matters: everything else that changes the level holds the BQL, as this
- * does, and the engine, which does not, schedules the bottom half again.
+ * Release s->lock, then drive the interrupt if it changed.  Driving it
+ * needs the BQL and must not hold s->lock: an MSI is a memory write, which
+ * the guest may aim at our own BARs, whose handlers take s->lock; and
+ * irq_bh runs a main-loop wakeup after the engine signalled, about when
+ * the engine comes back for s->lock.  What is driven cannot go stale in a
+ * way that matters: everything else that changes it holds the BQL too,
+ * and the engine, which does not, schedules irq_bh again.
  */
+static void fstr_unlock(FstrState *s)
+{
+    bool drive = s->irq_dirty && qemu_mutex_iothread_locked();
+    bool level = (s->ctrl & CTRL_IRQ_ENABLE) && s->irq_status;
+    bool notify = s->irq_notify;
+
+    if (drive) {
+        s->irq_dirty = false;
+        s->irq_notify = false;
+    }
+    qemu_mutex_unlock(&s->lock);
+    if (drive) {
+        fstr_drive_irq(s, level, notify);
+    }
+}
+
 static void fstr_irq_bh(void *opaque)
 {
     FstrState *s = opaque;
-    bool level, notify;
 
     qemu_mutex_lock(&s->lock);
-    level = (s->ctrl & CTRL_IRQ_ENABLE) && s->irq_status;
-    notify = s->irq_notify;
-    s->irq_notify = false;
-    qemu_mutex_unlock(&s->lock);
-    fstr_drive_irq(s, level, notify);
+    fstr_unlock(s);
 }
 
 static void fstr_raise_irq(FstrState *s, uint32_t bits)
@@ -430,7 +440,7 @@ static void fstr_coalesce_timer_cb(void *opaque)
 
     qemu_mutex_lock(&s->lock);
     fstr_coalesce_check(s);
-    qemu_mutex_unlock(&s->lock);
+    fstr_unlock(s);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -452,13 +462,20 @@ static uint64_t fstr_fifo_len(FstrState *s)
     return s->src_seq - s->wr_count - s->drop_count;
 }
 
-/* Discard the oldest queued blocks beyond the FIFO size. */
+/*
+ * Discard the oldest queued blocks beyond the FIFO size.  The head of the
+ * FIFO, while the engine writes it, has left it and is not discarded: the
+ * block written at ring position k keeps s = k + DROP_COUNT.  (Flow control
+ * can hold the engine mid-write only if the guest turns FLOW_CONTROL on in
+ * an overrun ring or moves RD_COUNT back.)
+ */
 static void fstr_fifo_trim(FstrState *s)
 {
     uint64_t queued = fstr_fifo_len(s);
+    uint64_t keep = s->fifo_blocks + (s->dma_busy && queued ? 1 : 0);
 
-    if (queued > s->fifo_blocks) {
-        s->drop_count += queued - s->fifo_blocks;
+    if (queued > keep) {
+        s->drop_count += queued - keep;
     }
 }
 
@@ -533,7 +550,7 @@ static void fstr_src_timer_cb(void *opaque)
 
     qemu_mutex_lock(&s->lock);
     fstr_kick(s);
-    qemu_mutex_unlock(&s->lock);
+    fstr_unlock(s);
 }
 
 /*
@@ -619,7 +636,7 @@ static void fstr_idle_timer_cb(void *opaque)
     if (!s->running) {
         s->idle = true;
     }
-    qemu_mutex_unlock(&s->lock);
+    fstr_unlock(s);
 }
 
 /*
@@ -695,23 +712,31 @@ static bool fstr_engine_next(FstrState *s, uint64_t *seq)
 }
 
 /*
- * Write the block in s->buf to bus address @addr.  Called without s->lock.
- * Behind a guest IOMMU the write takes the BQL: the IOMMU's translation
- * and the interrupt it raises on a fault need it.  Without one, the bus is
- * the guest's memory and the write needs no lock (a write that lands in
- * MMIO takes the BQL by itself).
+ * Write the block in s->buf, started in generation @gen, to bus address
+ * @addr.  Called without s->lock.  Behind a guest IOMMU the write takes the
+ * BQL: the IOMMU's translation and the interrupt it raises on a fault need
+ * it; and under the BQL a block gone stale (a reset, which also resets the
+ * IOMMU, say) is not written at all.  Without one, the bus is the guest's
+ * memory and the write needs no lock (a write that lands in MMIO takes the
+ * BQL by itself).  The caller abandons a stale block either way.
  */
 static MemTxResult fstr_engine_dma(FstrState *s, bool translated,
-                                   uint64_t addr)
+                                   uint32_t gen, uint64_t addr)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
-    MemTxResult res;
+    MemTxResult res = MEMTX_OK;
+    bool stale;
 
     if (!translated) {
         return pci_dma_write(pdev, addr, s->buf, FSTR_BLOCK_SIZE);
     }
     qemu_mutex_lock_iothread();
-    res = pci_dma_write(pdev, addr, s->buf, FSTR_BLOCK_SIZE);
+    qemu_mutex_lock(&s->lock);
+    stale = gen != s->gen || !s->running;
+    fstr_unlock(s);
+    if (!stale) {
+        res = pci_dma_write(pdev, addr, s->buf, FSTR_BLOCK_SIZE);
+    }
     qemu_mutex_unlock_iothread();
     return res;
 }
@@ -760,7 +785,7 @@ static void fstr_engine_write_block(FstrState *s, uint64_t seq)
     s->dma_busy = true;
     qemu_mutex_unlock(&s->lock);
     fstr_fill_block(s->buf, seed, seq);
-    res = fstr_engine_dma(s, translated, addr);
+    res = fstr_engine_dma(s, translated, gen, addr);
     qemu_mutex_lock(&s->lock);
     s->dma_busy = false;
     /*
@@ -878,7 +903,7 @@ static uint64_t fstr_regs_read(void *opaque, hwaddr addr, unsigned size)
     }
     qemu_mutex_lock(&s->lock);
     val = fstr_regs_read_locked(s, addr);
-    qemu_mutex_unlock(&s->lock);
+    fstr_unlock(s);
     return val;
 }
 
@@ -983,7 +1008,7 @@ static void fstr_regs_write(void *opaque, hwaddr addr, uint64_t val64,
     }
     qemu_mutex_lock(&s->lock);
     fstr_regs_write_locked(s, addr, val64);
-    qemu_mutex_unlock(&s->lock);
+    fstr_unlock(s);
 }
 
 static const MemoryRegionOps fstr_regs_ops = {
@@ -1018,7 +1043,7 @@ static uint64_t fstr_lut_read(void *opaque, hwaddr addr, unsigned size)
     }
     qemu_mutex_lock(&s->lock);
     entry = s->lut[idx];
-    qemu_mutex_unlock(&s->lock);
+    fstr_unlock(s);
     if (size == 8) {
         return entry;
     }
@@ -1047,7 +1072,7 @@ static void fstr_lut_write(void *opaque, hwaddr addr, uint64_t val,
     } else {
         s->lut[idx] = (uint64_t)s->lut_low[idx] | (val << 32);
     }
-    qemu_mutex_unlock(&s->lock);
+    fstr_unlock(s);
 }
 
 static const MemoryRegionOps fstr_lut_ops = {
@@ -1090,7 +1115,7 @@ static void fstr_reset(DeviceState *dev)
     s->irq_notify = false;
     msi_reset(PCI_DEVICE(s));
     pci_set_irq(PCI_DEVICE(s), 0);
-    qemu_mutex_unlock(&s->lock);
+    fstr_unlock(s);
 }
 
 /* MSI enable changes the interrupt route: move a pending level over. */
@@ -1104,7 +1129,7 @@ static void fstr_config_write(PCIDevice *pdev, uint32_t addr, uint32_t val,
     if (msi_enabled(pdev) != msi_was) {
         qemu_mutex_lock(&s->lock);
         fstr_update_irq(s, true);
-        qemu_mutex_unlock(&s->lock);
+        fstr_unlock(s);
     }
 }
 
@@ -1171,7 +1196,7 @@ static void fstr_exit(PCIDevice *pdev)
     s->stopping = true;
     s->gen++;
     fstr_kick(s);
-    qemu_mutex_unlock(&s->lock);
+    fstr_unlock(s);
     /* Behind an IOMMU the thread needs the BQL to finish its write. */
     qemu_mutex_unlock_iothread();
     qemu_thread_join(&s->thread);
