@@ -528,11 +528,27 @@ struct shared_log {
 	bool overflow;
 };
 
+/* Log @n records read by process @who; past SHARE_MAX, flag the overflow. */
+static void share_log(struct shared_log *sl, int who,
+		      const struct fpgastream_block *r, long n)
+{
+	long i;
+
+	for (i = 0; i < n; i++) {
+		if (sl->n[who] == SHARE_MAX) {
+			sl->overflow = true;
+			break;
+		}
+		sl->seq[who][sl->n[who]++] = r[i].seq;
+	}
+	atomic_fetch_add(&sl->total, n);
+}
+
 /* Read and release until the shared total reaches @want or the stream ends. */
 static void share_reader(struct shared_log *sl, int who, int fd, uint64_t want)
 {
 	struct fpgastream_block r[4];
-	long n, i;
+	long n;
 
 	while (atomic_load(&sl->total) < want && !atomic_load(&sl->stop)) {
 		n = fv_records(fd, r, 4, 500);
@@ -542,14 +558,7 @@ static void share_reader(struct shared_log *sl, int who, int fd, uint64_t want)
 			sl->end[who] = n ? (int)-n : 0;
 			return;
 		}
-		for (i = 0; i < n; i++) {
-			if (sl->n[who] == SHARE_MAX) {
-				sl->overflow = true;
-				break;
-			}
-			sl->seq[who][sl->n[who]++] = r[i].seq;
-		}
-		atomic_fetch_add(&sl->total, n);
+		share_log(sl, who, r, n);
 		if (fv_release(fd, n)) {
 			sl->end[who] = errno;
 			return;
@@ -591,9 +600,7 @@ TEST_F_TIMEOUT(race, shared_fd_two_processes, T_TEST)
 			long n = fv_records(fd, r, 4, WAIT_MS);
 
 			ASSERT_LT(0, n);
-			for (i = 0; i < (uint64_t)n && sl->n[0] < SHARE_MAX; i++)
-				sl->seq[0][sl->n[0]++] = r[i].seq;
-			atomic_fetch_add(&sl->total, n);
+			share_log(sl, 0, r, n);
 			ASSERT_EQ(0, fv_release(fd, n));
 		}
 		fv_wr(&self->d, R_EMU_INJECT, variant->inject);
