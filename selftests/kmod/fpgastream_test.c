@@ -1105,6 +1105,20 @@ static void stream_burst_done(struct __test_metadata *_metadata,
 	fv_sleep_ms(200);
 }
 
+/* The end of a stream_burst_done() test: check the @n records, release, stop. */
+static void stream_burst_finish(struct __test_metadata *_metadata,
+				FIXTURE_DATA(stream) *self, struct checker *c,
+				const struct fpgastream_block *r, uint32_t n)
+{
+	uint32_t i;
+
+	for (i = 0; i < n; i++)
+		check_record(_metadata, c, &r[i]);
+	ASSERT_EQ(0, do_release(self->fd, n));
+	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
+	ASSERT_EOF(self->fd);
+}
+
 /*
  * The main data test: four times around the ring and a bit, every record and
  * every word of every block checked, under flow control.
@@ -1157,7 +1171,6 @@ TEST_F_TIMEOUT(stream, batching, T_SHORT)
 	struct fpgastream_block r[64];
 	struct checker c;
 	long n;
-	int i;
 
 	/* The whole burst is complete (and signalled) before the first read. */
 	stream_burst_done(_metadata, self, 20, &c);
@@ -1172,11 +1185,7 @@ TEST_F_TIMEOUT(stream, batching, T_SHORT)
 	n = fv_records(self->fd, r + 6, 58, WAIT_MS);
 	ksft_print_msg("one read returned %ld records\n", n);
 	ASSERT_EQ(14, n);
-	for (i = 0; i < 20; i++)
-		check_record(_metadata, &c, &r[i]);
-	ASSERT_EQ(0, do_release(self->fd, 20));
-	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
-	ASSERT_EOF(self->fd);
+	stream_burst_finish(_metadata, self, &c, r, 20);
 }
 
 /*
@@ -1191,7 +1200,6 @@ TEST_F_TIMEOUT(stream, read_fault_mid_buffer, T_SHORT)
 	struct checker c;
 	uint8_t *area;
 	long n;
-	int i;
 
 	stream_burst_done(_metadata, self, 20, &c);
 
@@ -1208,11 +1216,7 @@ TEST_F_TIMEOUT(stream, read_fault_mid_buffer, T_SHORT)
 	EXPECT_EQ(EFAULT, errno);
 	n = fv_records(self->fd, r + 3, 17, WAIT_MS);
 	ASSERT_EQ(17, n);
-	for (i = 0; i < 20; i++)
-		check_record(_metadata, &c, &r[i]);
-	ASSERT_EQ(0, do_release(self->fd, 20));
-	ASSERT_EQ(0, fv_ioc(self->fd, FPGASTREAM_IOC_STOP, NULL));
-	ASSERT_EOF(self->fd);
+	stream_burst_finish(_metadata, self, &c, r, 20);
 	munmap(area, 2 * pg);
 }
 
