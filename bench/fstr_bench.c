@@ -28,17 +28,29 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/magic.h>
 #include <linux/vfio.h>
 
 #include <fpgastream.h>
 
 #define BLOCK_SIZE	(64u * 1024)
 #define HPAGE_SIZE	(2u << 20)
+/*
+ * The driver's timing of the current MAP (map_pin_ns, map_dma_ns,
+ * map_lut_ns) is in debugfs; modules from before that move had it in
+ * sysfs, which `map` still reads for them (bench/ab.sh loads old modules).
+ */
+#define DEBUGFS_MNT	"/sys/kernel/debug"
+#define DEBUGFS_DEV	DEBUGFS_MNT "/fpgastream/fpgastream0"
 #define SYSFS_DEV	"/sys/class/fpgastream/fpgastream0"
+#ifndef DEBUGFS_MAGIC
+#define DEBUGFS_MAGIC	0x64626720
+#endif
 
 /* Datasheet section 3 and 4. */
 #define REG_CTRL		0x014
@@ -126,6 +138,33 @@ static uint64_t read_u64(const char *path)
 	return strtoull(v, NULL, 10);
 }
 
+/* The directory with the board's map_*_ns files, or die saying why not. */
+static const char *map_phases_dir(void)
+{
+	struct statfs sf;
+	bool debugfs = !statfs(DEBUGFS_MNT, &sf) && sf.f_type == DEBUGFS_MAGIC;
+	int err = 0;
+
+	if (debugfs) {
+		if (!access(DEBUGFS_DEV "/map_pin_ns", R_OK))
+			return DEBUGFS_DEV;
+		err = errno;
+	}
+	if (!access(SYSFS_DEV "/map_pin_ns", R_OK))
+		return SYSFS_DEV;	/* a module from before the move */
+	if (!debugfs)
+		die("debugfs is not mounted on " DEBUGFS_MNT ", where the driver's MAP timing is (mount -t debugfs none " DEBUGFS_MNT ")");
+	die(DEBUGFS_DEV "/map_pin_ns: %s (a module without its MAP timing?)", strerror(err));
+}
+
+static uint64_t read_ns(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return read_u64(path);
+}
+
 static void alloc_buffer(struct fpgastream_buffer *buf, uint64_t size, const char *pages)
 {
 	int err = fpgastream_buffer_alloc(buf, size, page_flags(pages));
@@ -154,6 +193,7 @@ static int cmd_map(int argc, char **argv)
 {
 	struct fpgastream_buffer buf;
 	struct fpgastream *h;
+	const char *phases;
 	unsigned int runs;
 	uint64_t size;
 
@@ -162,6 +202,7 @@ static int cmd_map(int argc, char **argv)
 	runs = parse_runs(argv[1]);
 	size = parse_size(argv[2]);
 	h = open_board();
+	phases = map_phases_dir();
 	alloc_buffer(&buf, size, argv[3]);
 	/* A first MAP outside the measurement: page tables, allocator caches. */
 	if (fpgastream_map(h, buf.base, buf.length, 0, NULL))
@@ -174,9 +215,9 @@ static int cmd_map(int argc, char **argv)
 		if (fpgastream_map(h, buf.base, buf.length, 0, NULL))
 			die("map: %s", fpgastream_last_error(h));
 		t1 = now_s();
-		pin = read_u64(SYSFS_DEV "/map_pin_ns") / 1e6;
-		dma = read_u64(SYSFS_DEV "/map_dma_ns") / 1e6;
-		lut = read_u64(SYSFS_DEV "/map_lut_ns") / 1e6;
+		pin = read_ns(phases, "map_pin_ns") / 1e6;
+		dma = read_ns(phases, "map_dma_ns") / 1e6;
+		lut = read_ns(phases, "map_lut_ns") / 1e6;
 		t2 = now_s();
 		if (fpgastream_unmap(h))
 			die("unmap: %s", fpgastream_last_error(h));

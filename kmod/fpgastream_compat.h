@@ -19,7 +19,11 @@
 #ifndef FPGASTREAM_COMPAT_H
 #define FPGASTREAM_COMPAT_H
 
+#include <linux/cpumask.h>
 #include <linux/device.h>
+#include <linux/err.h>
+#include <linux/io.h>
+#include <linux/log2.h>
 #include <linux/pci.h>
 #include <linux/swiotlb.h>
 #include <linux/version.h>
@@ -34,31 +38,45 @@
 #define PCI_IRQ_INTX	PCI_IRQ_LEGACY
 #endif
 
-/* 6.12 replaced is_swiotlb_buffer() by swiotlb_find_pool(). */
-static inline bool fpgastream_is_swiotlb_buffer(struct device *dev, phys_addr_t paddr)
-{
-#if FPGASTREAM_KERNEL_AT_LEAST(6, 12)
-	return swiotlb_find_pool(dev, paddr);
+/*
+ * 6.11 added pcim_iomap_region(); the pcim_iomap_table() it replaces is
+ * deprecated since.
+ */
+#if FPGASTREAM_KERNEL_AT_LEAST(6, 11)
+#define fpgastream_pcim_iomap_region	pcim_iomap_region
 #else
-	return is_swiotlb_buffer(dev, paddr);
-#endif
+static inline void __iomem *
+fpgastream_pcim_iomap_region(struct pci_dev *pdev, int bar, const char *name)
+{
+	int ret = pcim_iomap_regions(pdev, BIT(bar), name);
+
+	return ret ? IOMEM_ERR_PTR(ret) : pcim_iomap_table(pdev)[bar];
 }
+#endif
 
 /*
  * Before 6.6, swiotlb's slot search can spin forever, its area lock held,
  * when a request with a min_align_mask finds no fitting slot run in the
- * area it searches (seen on 6.1.192). fpgastream_swiotlb_area_segments() is the
- * number of IO_TLB_SEGSIZE slot segments in one area, so that the driver
- * keeps its bounce buffers well inside one area; 0: no limit needed.
+ * area it searches (seen on 6.1.192). The driver therefore keeps its
+ * bounce buffers well inside one area: fpgastream_swiotlb_area_segments()
+ * is the number of IO_TLB_SEGSIZE slot segments in one area, 0 when no
+ * limit is needed.
+ *
+ * swiotlb does not export its pool's size, so this assumes the default
+ * pool (IO_TLB_DEFAULT_SIZE) split into one area per possible CPU rounded
+ * up to a power of two, as 6.1 does unless told otherwise: a swiotlb= on
+ * the command line that makes the pool smaller or the areas more than
+ * that is not safe with bounced buffers on these kernels (kmod/README.md).
  */
 #if defined(CONFIG_SWIOTLB) && !FPGASTREAM_KERNEL_AT_LEAST(6, 6)
 static inline unsigned long fpgastream_swiotlb_area_segments(struct device *dev)
 {
-	struct io_tlb_mem *mem = dev->dma_io_tlb_mem;
+	unsigned long segs = IO_TLB_DEFAULT_SIZE / (IO_TLB_SEGSIZE << IO_TLB_SHIFT);
 
-	if (!mem || !mem->nslabs)
+	if (!is_swiotlb_active(dev))
 		return 0;
-	return max_t(unsigned long, mem->area_nslabs / IO_TLB_SEGSIZE, 1);
+	return max_t(unsigned long,
+		     segs / roundup_pow_of_two(num_possible_cpus()), 1);
 }
 #else
 static inline unsigned long fpgastream_swiotlb_area_segments(struct device *dev)

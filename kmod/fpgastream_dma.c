@@ -1,19 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * fpgastream: the user buffer. Pin it, charge it to RLIMIT_MEMLOCK, build
- * an sg table, DMA-map it, split the DMA segments into LUT entries, and
- * undo all of that in reverse order.
+ * an sg table, DMA-map it, split the DMA segments into LUT entries, sync
+ * blocks between the board and the CPU, and undo all of that in reverse
+ * order. Only the public DMA API (linux/dma-mapping.h, swiotlb's exported
+ * calls) is used: kmod/README.md says what it cannot tell and what the
+ * driver does instead.
  */
 #include <linux/bitmap.h>
-#include <linux/dma-direct.h>
-#include <linux/dma-map-ops.h>
 #include <linux/dma-mapping.h>
+#include <linux/gfp.h>
 #include <linux/iommu.h>
+#include <linux/ktime.h>
 #include <linux/minmax.h>
 #include <linux/mm.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
-#include <linux/swiotlb.h>
 
 #include <uapi/fpgastream.h>
 
@@ -39,23 +41,6 @@ bool fpgastream_dma_translated(struct device *dev)
 }
 
 /*
- * Was the DMA segment at @addr bounced through swiotlb? Look at the memory
- * the device really writes: the IOMMU's translation of the IOVA, or the
- * dma-direct translation, and see whether it lies in the swiotlb pool.
- */
-static bool fpgastream_dma_bounced(struct device *dev, struct iommu_domain *domain,
-				   dma_addr_t addr)
-{
-	phys_addr_t phys;
-
-	if (domain)
-		phys = iommu_iova_to_phys(domain, addr);
-	else
-		phys = dma_to_phys(dev, addr);
-	return fpgastream_is_swiotlb_buffer(dev, phys);
-}
-
-/*
  * Longest sg entry to build: the DMA layer must neither split an entry
  * (max_seg_size) nor fail to bounce it (a swiotlb slot run holds
  * dma_max_mapping_size() bytes), and entries should end on block
@@ -70,92 +55,6 @@ static unsigned int fpgastream_max_segment(struct device *dev)
 	if (max >= FSTR_BLOCK_SIZE)
 		return round_down(max, FSTR_BLOCK_SIZE);
 	return max_t(size_t, round_down(max, PAGE_SIZE), PAGE_SIZE);
-}
-
-/* swiotlb bounce segments held by the mappings of all boards */
-static atomic_long_t fpgastream_bounce_segs_held = ATOMIC_LONG_INIT(0);
-
-/* Will dma-direct bounce this sg entry through swiotlb? */
-static bool fpgastream_will_bounce(struct device *dev, struct scatterlist *sg)
-{
-	if (is_swiotlb_force_bounce(dev))
-		return true;
-	return dma_addressing_limited(dev) &&
-	       !dma_capable(dev, phys_to_dma(dev, sg_phys(sg)), sg->length,
-			    true);
-}
-
-/**
- * fpgastream_predict_bounce() - count the sg entries that will bounce
- * @fdev: the board
- * @sgt: the buffer's sg table, not yet mapped
- * @misfit: out: buffer offset of the first bounced entry that cannot hold
- *	whole aligned blocks, or U64_MAX
- *
- * None behind an IOMMU, whose IOVAs fit the mask. Each bounced entry lands
- * in its own swiotlb slot run, block-aligned only if the memory is (the
- * min_align_mask keeps the low 16 bits), so it must hold whole blocks of
- * block-aligned memory: checking that here gives the answer the LUT split
- * would give after mapping, without filling swiotlb first.
- *
- * Return: the number of entries dma-direct will bounce through swiotlb.
- */
-static unsigned int fpgastream_predict_bounce(struct fpgastream_dev *fdev,
-					      struct sg_table *sgt, u64 *misfit)
-{
-	struct device *dev = &fdev->pdev->dev;
-	struct scatterlist *sg;
-	unsigned int i, nr = 0;
-	u64 off = 0;
-
-	*misfit = U64_MAX;
-	if (fdev->translated)
-		return 0;
-	for_each_sgtable_sg(sgt, sg, i) {
-		if (fpgastream_will_bounce(dev, sg)) {
-			if (((off | sg_phys(sg) | sg->length) &
-			     (FSTR_BLOCK_SIZE - 1)) && *misfit == U64_MAX)
-				*misfit = off;
-			nr++;
-		}
-		off += sg->length;
-	}
-	return nr;
-}
-
-/**
- * fpgastream_bounce_reserve() - account for the swiotlb segments of a mapping
- * @dev: the device
- * @length: buffer bytes, for the message
- * @segs: sg entries that will bounce, each within one swiotlb segment
- *
- * Some kernels hang instead of failing when swiotlb has no room for a
- * min_align_mask request (see fpgastream_compat.h). Keep all boards'
- * bounced segments to half of one swiotlb area, so that an area never
- * fills up because of this driver.
- *
- * Return: 0, or -ENOMEM with one kernel line.
- */
-static int fpgastream_bounce_reserve(struct device *dev, u64 length,
-				     unsigned int segs)
-{
-	unsigned long limit = fpgastream_swiotlb_area_segments(dev) / 2;
-
-	if (!limit)
-		return 0;
-	if (atomic_long_add_return(segs, &fpgastream_bounce_segs_held) > limit) {
-		atomic_long_sub(segs, &fpgastream_bounce_segs_held);
-		dev_err_ratelimited(dev, "a %llu-byte buffer needs %u swiotlb bounce buffers, more than this kernel handles safely (%lu in all): use a smaller buffer, an IOMMU, or a larger swiotlb=\n",
-				    length, segs, limit);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-static void fpgastream_bounce_unreserve(struct device *dev, unsigned int segs)
-{
-	if (fpgastream_swiotlb_area_segments(dev) / 2)
-		atomic_long_sub(segs, &fpgastream_bounce_segs_held);
 }
 
 /* Pin @map->npages pages from @map->uaddr, in chunks. */
@@ -228,27 +127,36 @@ static int fpgastream_split(struct fpgastream_dev *fdev, struct fpgastream_mappi
 	return ret == -ERANGE ? -ERANGE : ret ? -EINVAL : 0;
 }
 
-/*
- * Must blocks be synced between the device and the CPU? Only when bounced
- * through swiotlb or on a device that is not cache-coherent: the IOMMU DMA
- * ops sync nothing else, and dma_need_sync() answers for dma-direct. On a
- * coherent board that saves a call per block on read() and on RELEASE.
- */
+/* Does the DMA API want any segment of the buffer synced? */
 static bool fpgastream_map_need_sync(struct device *dev,
 				     const struct fpgastream_mapping *map)
 {
 	struct scatterlist *sg;
 	unsigned int i;
 
-	if (map->mapped_flags & FPGASTREAM_MAPPED_BOUNCED ||
-	    !dev_is_dma_coherent(dev))
-		return true;
-	if (map->mapped_flags & FPGASTREAM_MAPPED_IOMMU)
-		return false;
 	for_each_sgtable_dma_sg(&map->sgt, sg, i)
 		if (dma_need_sync(dev, sg_dma_address(sg)))
 			return true;
 	return false;
+}
+
+/* Mark the blocks whose pages are not physically contiguous. */
+static void fpgastream_mark_scattered(struct fpgastream_mapping *map)
+{
+	const unsigned int per_block = FSTR_BLOCK_SIZE >> PAGE_SHIFT;
+	u32 blk;
+	unsigned int i;
+
+	for (blk = 0; blk < map->nr_blocks; blk++) {
+		struct page **pages = map->pages + (size_t)blk * per_block;
+
+		for (i = 1; i < per_block; i++) {
+			if (page_to_pfn(pages[i]) != page_to_pfn(pages[i - 1]) + 1) {
+				__set_bit(blk, map->scattered_map);
+				break;
+			}
+		}
+	}
 }
 
 /**
@@ -272,10 +180,8 @@ int fpgastream_map_create(struct fpgastream_dev *fdev, u64 uaddr, u64 length, u3
 			  struct fpgastream_mapping **mapp)
 {
 	struct device *dev = &fdev->pdev->dev;
-	struct iommu_domain *domain = NULL;
 	struct fpgastream_mapping *map;
-	struct scatterlist *sg;
-	unsigned int i;
+	unsigned int bounced;
 	u64 misfit;
 	u64 t0, t1;
 	int ret;
@@ -334,44 +240,51 @@ int fpgastream_map_create(struct fpgastream_dev *fdev, u64 uaddr, u64 length, u3
 
 	ret = dma_map_sgtable(dev, &map->sgt, DMA_FROM_DEVICE,
 			      DMA_ATTR_NO_WARN);
+	if (ret && fpgastream_may_bounce(fdev)) {
+		dev_err_ratelimited(dev, "cannot DMA-map a %llu-byte buffer (%d): swiotlb full? use a larger swiotlb=, hugepages the board can reach, or an IOMMU\n",
+				    length, ret);
+	} else if (ret) {
+		dev_err_ratelimited(dev, "cannot DMA-map a %llu-byte buffer (%d)\n",
+				    length, ret);
+	}
 	if (ret) {
-		dev_err_ratelimited(dev, "cannot DMA-map a %llu-byte buffer (%d)%s\n",
-				    length, ret,
-				    is_swiotlb_force_bounce(dev) ||
-				    dma_addressing_limited(dev) ?
-				    ": swiotlb full? use a smaller buffer" : "");
 		ret = ret == -EINVAL ? -EINVAL : -ENOMEM;
 		goto unreserve;
 	}
 	map->nr_segments = map->sgt.nents;
-
-	if (fpgastream_dma_translated(dev)) {
-		domain = iommu_get_domain_for_dev(dev);
+	if (fdev->translated)
 		map->mapped_flags |= FPGASTREAM_MAPPED_IOMMU;
-	}
-	for_each_sgtable_dma_sg(&map->sgt, sg, i) {
-		if (fpgastream_dma_bounced(dev, domain, sg_dma_address(sg))) {
-			map->mapped_flags |= FPGASTREAM_MAPPED_BOUNCED;
-			break;
-		}
-	}
-	map->need_sync = fpgastream_map_need_sync(dev, map);
-	if ((flags & FPGASTREAM_MAP_NO_BOUNCE) &&
-	    (map->mapped_flags & FPGASTREAM_MAPPED_BOUNCED)) {
+
+	bounced = fpgastream_count_bounced(fdev, &map->sgt);
+	if (bounced)
+		map->mapped_flags |= FPGASTREAM_MAPPED_BOUNCED;
+	if ((flags & FPGASTREAM_MAP_NO_BOUNCE) && bounced) {
 		dev_dbg(dev, "buffer would bounce through swiotlb\n");
 		ret = -ERANGE;
 		goto dma_unmap;
 	}
+	if (bounced > map->bounce_segs) {
+		/* More than predicted (see fpgastream_sg_reachable()): hold them too. */
+		ret = fpgastream_bounce_reserve(dev, length, bounced - map->bounce_segs);
+		if (ret)
+			goto dma_unmap;
+		map->bounce_segs = bounced;
+	}
+	map->need_sync = fpgastream_map_need_sync(dev, map);
 
 	map->lut = kvmalloc_array(map->nr_blocks, sizeof(*map->lut),
 				  GFP_KERNEL);
-	map->slots = kvcalloc(map->nr_blocks, sizeof(*map->slots),
-			      GFP_KERNEL);
+	map->samples = kvmalloc_array(map->nr_blocks, sizeof(*map->samples),
+				      GFP_KERNEL);
 	map->split_map = bitmap_zalloc(map->nr_blocks, GFP_KERNEL);
-	if (!map->lut || !map->slots || !map->split_map) {
+	map->scattered_map = bitmap_zalloc(map->nr_blocks, GFP_KERNEL);
+	if (!map->lut || !map->samples || !map->split_map ||
+	    !map->scattered_map) {
 		ret = -ENOMEM;
 		goto free_arrays;
 	}
+	if (map->need_sync)
+		fpgastream_mark_scattered(map);
 
 	t0 = ktime_get_ns();
 	map->dma_ns = t0 - t1;
@@ -384,8 +297,9 @@ int fpgastream_map_create(struct fpgastream_dev *fdev, u64 uaddr, u64 length, u3
 	return 0;
 
 free_arrays:
+	bitmap_free(map->scattered_map);
 	bitmap_free(map->split_map);
-	kvfree(map->slots);
+	kvfree(map->samples);
 	kvfree(map->lut);
 dma_unmap:
 	dma_unmap_sgtable(dev, &map->sgt, DMA_FROM_DEVICE, 0);
@@ -457,8 +371,9 @@ void fpgastream_map_destroy(struct fpgastream_dev *fdev, struct fpgastream_mappi
 {
 	struct device *dev = &fdev->pdev->dev;
 
+	bitmap_free(map->scattered_map);
 	bitmap_free(map->split_map);
-	kvfree(map->slots);
+	kvfree(map->samples);
 	kvfree(map->lut);
 	dma_unmap_sgtable(dev, &map->sgt, DMA_FROM_DEVICE, 0);
 	fpgastream_bounce_unreserve(dev, map->bounce_segs);
@@ -470,13 +385,61 @@ void fpgastream_map_destroy(struct fpgastream_dev *fdev, struct fpgastream_mappi
 	kfree(map);
 }
 
-static void fpgastream_sync(struct device *dev, dma_addr_t addr, size_t len,
-			    bool for_cpu)
+/* What fpgastream_sync_range() needs to know. */
+struct fpgastream_sync_ctx {
+	struct device *dev;
+	bool for_cpu;
+};
+
+static void fpgastream_sync_range(void *data, u64 bus, u64 len)
 {
-	if (for_cpu)
-		dma_sync_single_for_cpu(dev, addr, len, DMA_FROM_DEVICE);
+	struct fpgastream_sync_ctx *ctx = data;
+
+	if (ctx->for_cpu)
+		dma_sync_single_for_cpu(ctx->dev, bus, len, DMA_FROM_DEVICE);
 	else
-		dma_sync_single_for_device(dev, addr, len, DMA_FROM_DEVICE);
+		dma_sync_single_for_device(ctx->dev, bus, len, DMA_FROM_DEVICE);
+}
+
+/* CPU pages in one block, and so the most DMA segment pieces it can have. */
+#define FPGASTREAM_PAGES_PER_BLOCK	(FSTR_BLOCK_SIZE >> PAGE_SHIFT)
+
+/**
+ * fpgastream_block_pieces() - the pieces of DMA segments that make up a block
+ * @map: the mapping
+ * @blk: a block that spans several segments (see fpgastream_lut.c)
+ * @pieces: out: room for FPGASTREAM_PAGES_PER_BLOCK pieces
+ *
+ * Segments hold whole pages, so a block has at most one piece per page.
+ *
+ * Return: the number of pieces.
+ */
+static unsigned int fpgastream_block_pieces(const struct fpgastream_mapping *map, u32 blk,
+					    struct fpgastream_bus_range *pieces)
+{
+	u64 start = (u64)blk << FSTR_BLOCK_SHIFT;
+	u64 end = start + FSTR_BLOCK_SIZE;
+	struct scatterlist *sg;
+	unsigned int i, nr = 0;
+	u64 off = 0;
+
+	for_each_sgtable_dma_sg(&map->sgt, sg, i) {
+		u64 len = sg_dma_len(sg);
+		u64 lo = max(start, off);
+		u64 hi = min(end, off + len);
+
+		if (lo < hi) {
+			if (WARN_ON_ONCE(nr == FPGASTREAM_PAGES_PER_BLOCK))
+				break;
+			pieces[nr].bus = sg_dma_address(sg) + (lo - off);
+			pieces[nr].len = hi - lo;
+			nr++;
+		}
+		off += len;
+		if (off >= end)
+			break;
+	}
+	return nr;
 }
 
 /**
@@ -487,40 +450,48 @@ static void fpgastream_sync(struct device *dev, dma_addr_t addr, size_t len,
  * @for_cpu: true before the CPU reads the block, false before the device
  *	may write it again
  *
- * Syncs only this block's bytes: under swiotlb this is the copy out of
- * the bounce buffer. Nothing to do unless @map->need_sync. A block made
- * of pieces of several DMA segments (rare: see fpgastream_lut.c) is synced
- * piece by piece, since each segment is a separate mapping for the DMA
- * layer.
+ * Syncs the memory behind the block, whatever the DMA layer merged: the
+ * DMA API's single-range syncs translate a range's first bus address only,
+ * so each range handed to them is contiguous on the bus and in CPU memory
+ * (fpgastream_block_sync_ranges()). A block of one physically contiguous
+ * run inside one DMA segment, the usual case with hugepages, is one call;
+ * a block of scattered 4 KiB pages behind an IOMMU is one call per page.
+ * Under swiotlb this is the copy out of (or the handing back of) the
+ * bounce buffer. Nothing is done unless the DMA API said the mapping needs
+ * syncing (@map->need_sync).
  */
 void fpgastream_map_sync_block(struct fpgastream_dev *fdev, const struct fpgastream_mapping *map,
 			       u32 blk, bool for_cpu)
 {
-	struct device *dev = &fdev->pdev->dev;
-	u64 start = (u64)blk << FSTR_BLOCK_SHIFT;
-	u64 end = start + FSTR_BLOCK_SIZE;
-	struct scatterlist *sg;
-	u64 off = 0;
-	unsigned int i;
+	struct fpgastream_bus_range pieces[FPGASTREAM_PAGES_PER_BLOCK];
+	u64 pfn[FPGASTREAM_PAGES_PER_BLOCK];
+	struct fpgastream_sync_ctx ctx = {
+		.dev = &fdev->pdev->dev,
+		.for_cpu = for_cpu,
+	};
+	struct page **pages;
+	unsigned int i, nr;
+	bool split;
 
 	if (!map->need_sync)
 		return;
-	if (!test_bit(blk, map->split_map)) {
-		fpgastream_sync(dev, FSTR_LUT_ENTRY_ADDR(map->lut[blk]),
-				FSTR_BLOCK_SIZE, for_cpu);
+	split = test_bit(blk, map->split_map);
+	if (!split && !test_bit(blk, map->scattered_map)) {
+		fpgastream_sync_range(&ctx, FSTR_LUT_ENTRY_ADDR(map->lut[blk]),
+				      FSTR_BLOCK_SIZE);
 		return;
 	}
 
-	for_each_sgtable_dma_sg(&map->sgt, sg, i) {
-		u64 len = sg_dma_len(sg);
-		u64 lo = max(start, off);
-		u64 hi = min(end, off + len);
-
-		if (lo < hi)
-			fpgastream_sync(dev, sg_dma_address(sg) + (lo - off),
-					hi - lo, for_cpu);
-		off += len;
-		if (off >= end)
-			break;
+	pages = map->pages + (size_t)blk * FPGASTREAM_PAGES_PER_BLOCK;
+	for (i = 0; i < FPGASTREAM_PAGES_PER_BLOCK; i++)
+		pfn[i] = page_to_pfn(pages[i]);
+	if (split) {
+		nr = fpgastream_block_pieces(map, blk, pieces);
+	} else {
+		pieces[0].bus = FSTR_LUT_ENTRY_ADDR(map->lut[blk]);
+		pieces[0].len = FSTR_BLOCK_SIZE;
+		nr = 1;
 	}
+	fpgastream_block_sync_ranges(pfn, PAGE_SHIFT, pieces, nr,
+				     fpgastream_sync_range, &ctx);
 }

@@ -1,33 +1,51 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * fpgastream: driver-private structures shared by fpgastream_main.c (PCI
- * driver, char device, stream) and fpgastream_dma.c (buffer mapping).
+ * fpgastream: the driver's own structures and the calls between its files:
+ * fpgastream_pci.c (PCI glue), fpgastream_cdev.c (the char device),
+ * fpgastream_stream.c (the stream), fpgastream_records.c (records for
+ * read() and poll()), fpgastream_dma.c (the buffer),
+ * fpgastream_bounce.c (swiotlb bouncing),
+ * fpgastream_sysfs.c (sysfs and debugfs). The locks are documented at
+ * struct fpgastream_dev.
  */
 #ifndef FPGASTREAM_DRV_H
 #define FPGASTREAM_DRV_H
 
 #include <linux/cdev.h>
 #include <linux/device.h>
+#include <linux/interrupt.h>
+#include <linux/math64.h>
 #include <linux/mutex.h>
 #include <linux/pci.h>
+#include <linux/poll.h>
 #include <linux/scatterlist.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
 #include <linux/wait.h>
+
+#include <uapi/fpgastream.h>
 
 #include "fpgastream_hw.h"
 
 #define FPGASTREAM_DRV_NAME		"fpgastream"
 
 /**
- * struct fpgastream_slot - a completed block, as the driver saw it complete
- * @ts: ktime_get_ns() when the driver saw it complete
- * @dropped: blocks dropped at the source before this block was written,
- *	as far as the driver can tell: DROP_COUNT at the last sample taken
- *	before the block completed (a lower bound; exact when the board
- *	stalled for a RELEASE, which is when a flow-controlled board drops)
+ * struct fpgastream_sample - one look at WR_COUNT that found new blocks
+ * @end: fpgastream_stream.completed after it: the sample covers the blocks
+ *	from the previous sample's @end up to this one
+ * @ts: ktime_get_ns() when the driver saw those blocks complete
+ * @dropped: blocks dropped at the source before those blocks were
+ *	written, as far as the driver can tell: DROP_COUNT at the previous
+ *	sample (a lower bound; exact when the board stalled for a RELEASE,
+ *	which is when a flow-controlled board drops)
+ *
+ * One entry per sample rather than per block keeps the interrupt handler's
+ * work constant however many blocks one interrupt covers. Each sample
+ * covers at least one block, so the newest nr_blocks samples cover every
+ * block still in the ring: a ring of nr_blocks samples is enough.
  */
-struct fpgastream_slot {
+struct fpgastream_sample {
+	u64 end;
 	u64 ts;
 	u64 dropped;
 };
@@ -42,17 +60,17 @@ struct fpgastream_slot {
  * @sgt: the pages as an sg table, DMA-mapped DMA_FROM_DEVICE
  * @lut: LUT entries as programmed, one per block
  * @split_map: blocks that span more than one DMA segment
- * @slots: per ring slot, what the driver knew when the block in it
- *	completed; written under fpgastream_dev.irq_lock
+ * @scattered_map: blocks whose pages are not physically contiguous
+ * @samples: ring of nr_blocks samples, see struct fpgastream_sample;
+ *	written under fpgastream_dev.irq_lock
  * @bounce_segs: DMA segments expected to bounce through swiotlb, held
  *	against the limit of fpgastream_bounce_reserve()
  * @nr_blocks: entries in @lut, RING_SIZE
  * @nr_segments: DMA segments of @sgt
  * @mapped_flags: FPGASTREAM_MAPPED_*
- * @need_sync: the CPU and the device see the buffer differently (bounced
- *	or not cache-coherent): blocks must be synced before read() returns
- *	them and before RELEASE gives them back; otherwise syncing is a no-op
- *	and skipped
+ * @need_sync: the DMA API says the buffer needs syncing (dma_need_sync()
+ *	of a segment): blocks are synced before read() returns them and
+ *	before RELEASE gives them back; otherwise syncing is skipped
  * @pin_ns: time MAP spent charging and pinning the pages
  * @dma_ns: time MAP spent building the sg table and DMA-mapping it
  * @lut_ns: time MAP spent splitting segments and writing the LUT
@@ -66,7 +84,8 @@ struct fpgastream_mapping {
 	struct sg_table sgt;
 	u64 *lut;
 	unsigned long *split_map;
-	struct fpgastream_slot *slots;
+	unsigned long *scattered_map;
+	struct fpgastream_sample *samples;
 	unsigned int bounce_segs;
 	u32 nr_blocks;
 	u32 nr_segments;
@@ -86,6 +105,8 @@ struct fpgastream_mapping {
  * @last_drop: DROP_COUNT when last read
  * @fault: STATUS fault bits (LUT_FAULT, DMA_ERROR) once seen, else 0
  * @interrupts: interrupts handled
+ * @nr_samples: samples taken (see struct fpgastream_sample)
+ * @sample_head: ring index of the next sample to write
  * @signalled: @completed as of the last interrupt or stop: poll() reports
  *	a batch when the board signalled one, as its coalescing decides, not
  *	each block that read() or RELEASE happened to see complete
@@ -93,6 +114,8 @@ struct fpgastream_mapping {
  * @coalesce_usec: IRQ_COALESCE_USEC of this stream; 0: the board may
  *	never signal the last blocks of a batch, so poll() does not wait for it
  * @next_seq: ring position of the next record to announce
+ * @sample_next: number of the oldest sample that may cover @next_seq
+ * @sample_idx: its ring index
  * @announced: records returned by read()
  * @released: records given back by RELEASE
  * @rel_seq: ring position of the oldest unreleased live record
@@ -105,8 +128,8 @@ struct fpgastream_mapping {
  * @more: the last read() filled its buffer and left records behind
  * @flow_control: started with FPGASTREAM_START_FLOW_CONTROL
  *
- * @active through @coalesce_usec are shared with the IRQ handler and protected
- * by fpgastream_dev.irq_lock; the rest by fpgastream_dev.lock.
+ * @active through @coalesce_usec are shared with the IRQ handler and
+ * protected by fpgastream_dev.irq_lock; the rest by fpgastream_dev.lock.
  */
 struct fpgastream_stream {
 	bool active;
@@ -116,11 +139,15 @@ struct fpgastream_stream {
 	u32 last_drop;
 	u32 fault;
 	u64 interrupts;
+	u64 nr_samples;
+	u32 sample_head;
 	u64 signalled;
 	u32 coalesce_count;
 	u32 coalesce_usec;
 
 	u64 next_seq;
+	u64 sample_next;
+	u32 sample_idx;
 	u64 announced;
 	u64 released;
 	u64 rel_seq;
@@ -146,6 +173,7 @@ struct fpgastream_stream {
  * @lut_capacity: LUT_CAPACITY register
  * @dma_addr_bits: DMA_ADDR_BITS register
  * @translated: the device's DMA goes through a DMA-API IOMMU domain
+ * @debugfs: its debugfs directory, or NULL
  * @lock: see the comment at the member
  * @irq_lock: see the comment at the member
  * @gen: bumped under @irq_lock whenever readers may have something new
@@ -169,6 +197,7 @@ struct fpgastream_dev {
 	u32 lut_capacity;
 	u32 dma_addr_bits;
 	bool translated;
+	struct dentry *debugfs;
 
 	/*
 	 * Protects @map, @owner, @running, @started, @gone (written; read
@@ -183,7 +212,7 @@ struct fpgastream_dev {
 	struct mutex lock;
 	/*
 	 * Protects what the IRQ handler touches: the stream's counters
-	 * (fpgastream_stream.active .. .coalesce_usec), @gen and @map->slots. Taken
+	 * (fpgastream_stream.active .. .coalesce_usec), @gen and @map->samples. Taken
 	 * inside @lock, never the other way round; never held across sleep.
 	 */
 	spinlock_t irq_lock;
@@ -199,10 +228,70 @@ struct fpgastream_dev {
 	struct fpgastream_stream s;
 };
 
+enum fpgastream_state {
+	FPGASTREAM_STATE_IDLE,
+	FPGASTREAM_STATE_MAPPED,
+	FPGASTREAM_STATE_RUNNING,
+	FPGASTREAM_STATE_STOPPED,
+	FPGASTREAM_STATE_FAULT,
+	FPGASTREAM_STATE_GONE,
+};
+
 static inline u64 fpgastream_max_buffer_size(const struct fpgastream_dev *fdev)
 {
 	return (u64)fdev->lut_capacity << FSTR_BLOCK_SHIFT;
 }
+
+/* Ring slot of stream position @seq: a 32-bit remainder, no 64-bit '%'. */
+static inline u32 fpgastream_ring_slot(u64 seq, u32 nr_blocks)
+{
+	u32 slot;
+
+	div_u64_rem(seq, nr_blocks, &slot);
+	return slot;
+}
+
+/* fpgastream_cdev.c */
+int fpgastream_cdev_init(void);
+void fpgastream_cdev_exit(void);
+int fpgastream_cdev_prepare(struct fpgastream_dev *fdev, struct device *parent);
+int fpgastream_cdev_add(struct fpgastream_dev *fdev);
+void fpgastream_cdev_del(struct fpgastream_dev *fdev);
+
+/* fpgastream_stream.c */
+enum fpgastream_state fpgastream_state(struct fpgastream_dev *fdev);
+void fpgastream_wake(struct fpgastream_dev *fdev);
+irqreturn_t fpgastream_irq(int irq, void *data);
+void fpgastream_quiesce(struct fpgastream_dev *fdev);
+int fpgastream_stop_engine(struct fpgastream_dev *fdev);
+void fpgastream_teardown(struct fpgastream_dev *fdev);
+void fpgastream_stream_reset(struct fpgastream_dev *fdev);
+int fpgastream_stream_start(struct fpgastream_dev *fdev, u32 flags,
+			    u32 coalesce_count, u32 coalesce_usec);
+int fpgastream_stream_release(struct fpgastream_dev *fdev, u64 count);
+bool fpgastream_refresh_locked(struct fpgastream_dev *fdev, bool check_status);
+void fpgastream_get_stats(struct fpgastream_dev *fdev, struct fpgastream_stats *st);
+
+/* fpgastream_records.c */
+ssize_t fpgastream_stream_collect(struct fpgastream_dev *fdev, char __user *buf,
+				  size_t nr, u64 *gen);
+__poll_t fpgastream_stream_poll(struct fpgastream_dev *fdev);
+
+/* fpgastream_sysfs.c */
+extern const struct attribute_group *fpgastream_groups[];
+void fpgastream_debugfs_init(void);
+void fpgastream_debugfs_exit(void);
+void fpgastream_debugfs_add(struct fpgastream_dev *fdev);
+void fpgastream_debugfs_remove(struct fpgastream_dev *fdev);
+
+/* fpgastream_bounce.c */
+bool fpgastream_may_bounce(struct fpgastream_dev *fdev);
+unsigned int fpgastream_predict_bounce(struct fpgastream_dev *fdev,
+				       struct sg_table *sgt, u64 *misfit);
+unsigned int fpgastream_count_bounced(struct fpgastream_dev *fdev,
+				      struct sg_table *sgt);
+int fpgastream_bounce_reserve(struct device *dev, u64 length, unsigned int segs);
+void fpgastream_bounce_unreserve(struct device *dev, unsigned int segs);
 
 /* fpgastream_dma.c */
 bool fpgastream_dma_translated(struct device *dev);

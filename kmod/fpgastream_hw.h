@@ -157,8 +157,9 @@ static inline bool fpgastream_hw_status_lut_fault(u32 status)
  * fpgastream_hw_soft_reset() - zero the counters and sticky bits, keep the LUT
  * @hw: the board
  *
- * Only with ENABLE clear. Return: 0, or -ETIMEDOUT if SOFT_RESET did not
- * clear itself within 10 ms.
+ * Only with ENABLE clear.
+ *
+ * Return: 0, or -ETIMEDOUT if SOFT_RESET did not clear itself within 10 ms.
  */
 static inline int fpgastream_hw_soft_reset(const struct fpgastream_hw *hw)
 {
@@ -218,9 +219,15 @@ static inline u32 fpgastream_hw_irq_status(const struct fpgastream_hw *hw)
 	return fpgastream_hw_rd(hw, FSTR_REG_IRQ_STATUS);
 }
 
+/*
+ * Clear IRQ_STATUS bits, and read the register back: the write is posted,
+ * and a level-triggered INTx line stays asserted until it reaches the
+ * board, so without the read the same event could interrupt again.
+ */
 static inline void fpgastream_hw_irq_ack(const struct fpgastream_hw *hw, u32 bits)
 {
 	fpgastream_hw_wr(hw, FSTR_REG_IRQ_STATUS, bits);
+	fpgastream_hw_rd(hw, FSTR_REG_IRQ_STATUS);
 }
 
 /* Is this IRQ_STATUS value ours (not 0, not all ones)? */

@@ -21,6 +21,10 @@
  *		wraps around the top of the address space;
  *  -EOVERFLOW	more blocks than @capacity.
  * Zero-length segments are ignored.
+ *
+ * fpgastream_block_sync_ranges() answers the other question a block asks
+ * of its mapping: which bus ranges to hand to the DMA API's single-range
+ * syncs so that exactly the memory behind the block is synced.
  */
 #include "fpgastream_lut.h"
 #include "fpgastream_hw.h"
@@ -139,4 +143,78 @@ int fpgastream_lut_split_finish(struct fpgastream_lut_split *s)
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/**
+ * fpgastream_block_sync_ranges() - the bus ranges to sync for one block
+ * @pfn: page frame numbers of the block's CPU pages, in buffer order
+ *	(FSTR_BLOCK_SIZE >> @page_shift of them, at least one)
+ * @page_shift: log2 of the CPU page size, at most FSTR_BLOCK_SHIFT
+ * @pieces: the pieces of DMA segments that make up the block, in buffer
+ *	order: a block within one segment is one piece; they add up to
+ *	FSTR_BLOCK_SIZE
+ * @nr_pieces: entries in @pieces
+ * @sync: called for each range, in buffer order
+ * @ctx: passed to @sync
+ *
+ * The DMA API syncs a range of bus addresses by translating its first
+ * address only and then syncing that many bytes of CPU memory from there
+ * (the IOMMU DMA ops do exactly that; swiotlb copies from the bounce
+ * buffer to the original memory the same way). A range handed to it must
+ * therefore be contiguous both on the bus and in CPU memory: a 64 KiB
+ * IOVA range behind an IOMMU may cover 16 scattered 4 KiB pages. So a
+ * range ends where the block's pages stop being physically contiguous,
+ * and where one DMA segment piece ends (the next piece is another mapping
+ * for the DMA layer, even where it continues on the bus).
+ *
+ * Return: the number of ranges passed to @sync.
+ */
+unsigned int fpgastream_block_sync_ranges(const __u64 *pfn, unsigned int page_shift,
+					  const struct fpgastream_bus_range *pieces,
+					  unsigned int nr_pieces,
+					  fpgastream_sync_fn sync, void *ctx)
+{
+	__u64 page_mask = (1ULL << page_shift) - 1;
+	__u64 off = 0, piece_off = 0, phys_end = 0;
+	__u64 cur_bus = 0, cur_len = 0;
+	unsigned int p = 0, nr = 0;
+
+	while (off < FSTR_BLOCK_SIZE && p < nr_pieces) {
+		__u64 phys = (pfn[off >> page_shift] << page_shift) + (off & page_mask);
+		__u64 n = (page_mask + 1) - (off & page_mask);
+
+		if (!pieces[p].len) {
+			p++;
+			continue;
+		}
+
+		if (n > pieces[p].len - piece_off)
+			n = pieces[p].len - piece_off;
+		if (n > FSTR_BLOCK_SIZE - off)
+			n = FSTR_BLOCK_SIZE - off;
+
+		/* Same piece and physically contiguous: the range grows. */
+		if (cur_len && piece_off && phys == phys_end) {
+			cur_len += n;
+		} else {
+			if (cur_len) {
+				sync(ctx, cur_bus, cur_len);
+				nr++;
+			}
+			cur_bus = pieces[p].bus + piece_off;
+			cur_len = n;
+		}
+		phys_end = phys + n;
+		off += n;
+		piece_off += n;
+		if (piece_off == pieces[p].len) {
+			p++;
+			piece_off = 0;
+		}
+	}
+	if (cur_len) {
+		sync(ctx, cur_bus, cur_len);
+		nr++;
+	}
+	return nr;
 }

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * Split the DMA segments of a buffer mapping into FSTR LUT entries.
+ * Split the DMA segments of a buffer mapping into FSTR LUT entries, and
+ * work out which bus ranges to sync for one block.
  *
- * Pure code: no kernel-only includes, so that the host unit test
- * (selftests/host/lut_split_test.c) compiles it with a plain C compiler
- * against the linux-libc-dev headers.
+ * Pure code: no kernel-only includes, so that the host unit tests
+ * (selftests/host/lut_split_test.c, selftests/host/sync_ranges_test.c)
+ * compile it with a plain C compiler against the linux-libc-dev headers.
  */
 #ifndef FPGASTREAM_LUT_H
 #define FPGASTREAM_LUT_H
@@ -42,5 +43,23 @@ void fpgastream_lut_split_init(struct fpgastream_lut_split *s, __u64 *entries,
 			       unsigned int addr_bits);
 int fpgastream_lut_split_add(struct fpgastream_lut_split *s, __u64 addr, __u64 len);
 int fpgastream_lut_split_finish(struct fpgastream_lut_split *s);
+
+/**
+ * struct fpgastream_bus_range - bytes at a bus address
+ * @bus: bus (DMA) address
+ * @len: bytes
+ */
+struct fpgastream_bus_range {
+	__u64 bus;
+	__u64 len;
+};
+
+/* Called by fpgastream_block_sync_ranges() once per range to sync. */
+typedef void (*fpgastream_sync_fn)(void *ctx, __u64 bus, __u64 len);
+
+unsigned int fpgastream_block_sync_ranges(const __u64 *pfn, unsigned int page_shift,
+					  const struct fpgastream_bus_range *pieces,
+					  unsigned int nr_pieces,
+					  fpgastream_sync_fn sync, void *ctx);
 
 #endif /* FPGASTREAM_LUT_H */

@@ -19,9 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/magic.h>
 
 #include "fpgastream.h"
 
@@ -1112,6 +1116,17 @@ static int cmd_verify(int argc, char **argv)
 
 /* ---- bench ---- */
 
+/*
+ * The driver's timing of the current MAP is in debugfs, which is not ABI:
+ * DEBUGFS_MNT/fpgastream/fpgastream<N>/map_{pin,dma,lut}_ns, decimal ns.
+ */
+#define DEBUGFS_MNT	"/sys/kernel/debug"
+#ifndef DEBUGFS_MAGIC
+#define DEBUGFS_MAGIC	0x64626720	/* linux/magic.h */
+#endif
+
+static const char *const phase_files[3] = { "map_pin_ns", "map_dma_ns", "map_lut_ns" };
+
 static const char bench_help[] =
 "usage: fpgastream bench [-d DEV] [-b BUFSIZE] [--hugepages 2M|1G|none] [-t SECONDS]\n"
 "                        [-r REPEAT]\n"
@@ -1120,8 +1135,10 @@ static const char bench_help[] =
 "hugepages are free, else the largest that fits in the free ones), then stream\n"
 "for SECONDS (default 1) per row with 1, 8, 64 and 256 records per wait, and\n"
 "print blocks/s and the records each read() returned.  MAP is split into\n"
-"pinning, DMA mapping and LUT programming as the driver measured them\n"
-"(sysfs map_pin_ns, map_dma_ns, map_lut_ns).\n";
+"pinning, DMA mapping and LUT programming as the driver measured them, read\n"
+"from debugfs: " DEBUGFS_MNT "/fpgastream/fpgastreamN/map_pin_ns,\n"
+"map_dma_ns and map_lut_ns (debugfs mounted, as root).  Without them one line\n"
+"says why, and the other figures come without the split.\n";
 
 static uint64_t free_hugepages(const char *kb)
 {
@@ -1133,20 +1150,108 @@ static uint64_t free_hugepages(const char *kb)
 	return strtoull(v, NULL, 10);
 }
 
-/* The driver's own timing of the current MAP, phase by phase (ns). */
-static bool map_phases(struct fpgastream *h, double ms[3])
+/*
+ * Is a debugfs mounted on @path?  1 yes; 0 no (without debugfs, @path is
+ * the empty sysfs directory it would be mounted on); -errno when @path
+ * cannot be looked at (-ENOENT: the kernel has no debugfs to mount).
+ */
+static int debugfs_mounted(const char *path)
 {
-	static const char *const attrs[] = { "map_pin_ns", "map_dma_ns", "map_lut_ns" };
-	const char *node = strrchr(fpgastream_path(h), '/');
-	char dir[PATH_MAX], v[32];
+	struct statfs sf;
 
-	snprintf(dir, sizeof(dir), SYSFS_CLASS "/%s", node ? node + 1 : "");
-	for (int i = 0; i < 3; i++) {
-		if (!read_attr(dir, attrs[i], v, sizeof(v)))
-			return false;
-		ms[i] = strtoull(v, NULL, 10) / 1e6;
+	if (statfs(path, &sf))
+		return -errno;
+	return sf.f_type == DEBUGFS_MAGIC;
+}
+
+/*
+ * The name of the board open as @fd from @path, fpgastream<N>: its class
+ * device, found by the node's device number (so that a udev symlink works
+ * too); else the basename of @path.
+ */
+static void board_name(int fd, const char *path, char *buf, size_t len)
+{
+	char link[64], target[PATH_MAX];
+	const char *p = path;
+	struct stat st;
+	ssize_t n;
+
+	if (!fstat(fd, &st) && S_ISCHR(st.st_mode)) {
+		snprintf(link, sizeof(link), "/sys/dev/char/%u:%u",
+			 major(st.st_rdev), minor(st.st_rdev));
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n > 0) {
+			target[n] = 0;
+			p = target;
+		}
 	}
-	return true;
+	if (strrchr(p, '/'))
+		p = strrchr(p, '/') + 1;
+	snprintf(buf, len, "%.*s", (int)len - 1, p);
+}
+
+/*
+ * Where the driver's timing of MAP is for board @name, under the debugfs
+ * mount @mnt: 0 with the directory in @dir, or -1 with one line in @why
+ * that says why not and what to do.
+ */
+static int phases_dir(const char *mnt, const char *name, char *dir, size_t len,
+		      char *why, size_t wlen)
+{
+	char path[PATH_MAX + 64];
+	int r = debugfs_mounted(mnt);
+
+	if (r == -ENOENT) {
+		snprintf(why, wlen, "%s does not exist: this kernel has no debugfs (CONFIG_DEBUG_FS off, or debugfs=off or no-mount on its command line)",
+			 mnt);
+		return -1;
+	}
+	if (r < 0) {
+		snprintf(why, wlen, "cannot tell whether debugfs is mounted on %s: %s", mnt, strerror(-r));
+		return -1;
+	}
+	if (!r) {
+		snprintf(why, wlen, "debugfs is not mounted (as root: mount -t debugfs none %s)", mnt);
+		return -1;
+	}
+	snprintf(dir, len, "%s/fpgastream/%s", mnt, name);
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, phase_files[i]);
+		if (!access(path, R_OK))
+			continue;
+		if (errno == ENOENT || errno == ENOTDIR)
+			snprintf(why, wlen, "no %s: this fpgastream module does not put its MAP timing in debugfs (an older module?)",
+				 path);
+		else if (errno == EACCES)
+			snprintf(why, wlen, "%s: permission denied (debugfs is for root only: run as root)", path);
+		else
+			snprintf(why, wlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* The driver's timing of the current MAP, phase by phase, in ms; -1 and @why if unreadable. */
+static int map_phases(const char *dir, double ms[3], char *why, size_t wlen)
+{
+	char v[32], *end;
+	unsigned long long ns;
+
+	for (int i = 0; i < 3; i++) {
+		if (!read_attr(dir, phase_files[i], v, sizeof(v))) {
+			snprintf(why, wlen, "%s/%s: %s", dir, phase_files[i], strerror(errno));
+			return -1;
+		}
+		errno = 0;
+		ns = strtoull(v, &end, 10);
+		if (v[0] < '0' || v[0] > '9' || *end || errno) {
+			snprintf(why, wlen, "%s/%s: '%s' is not a number of nanoseconds", dir,
+				 phase_files[i], v);
+			return -1;
+		}
+		ms[i] = ns / 1e6;
+	}
+	return 0;
 }
 
 static int cmd_bench(int argc, char **argv)
@@ -1166,7 +1271,8 @@ static int cmd_bench(int argc, char **argv)
 	unsigned int aflags = 0;
 	double seconds = 1, tmap = 0, tunmap = 0, t;
 	double phase[3], phases[3] = { 0 };
-	bool have_phases = true;
+	bool have_phases;
+	char name[64], pdir[PATH_MAX], why[PATH_MAX + 256];
 	struct fpgastream *h;
 	struct fpgastream_info info;
 	struct fpgastream_buffer buf;
@@ -1210,6 +1316,8 @@ static int cmd_bench(int argc, char **argv)
 	if (open_dev(dev, &h))
 		return EX_RUNTIME;
 	fpgastream_info(h, &info);
+	board_name(fpgastream_fd(h), fpgastream_path(h), name, sizeof(name));
+	have_phases = !phases_dir(DEBUGFS_MNT, name, pdir, sizeof(pdir), why, sizeof(why));
 	if (!size) {
 		uint64_t free2m = free_hugepages("2048") << 21;
 		uint64_t free1g = free_hugepages("1048576") << 30;
@@ -1246,12 +1354,10 @@ static int cmd_bench(int argc, char **argv)
 			rc = EX_RUNTIME;
 			goto out;
 		}
-		if (have_phases && map_phases(h, phase)) {
-			for (int k = 0; k < 3; k++)
-				phases[k] += phase[k];
-		} else {
+		if (have_phases && map_phases(pdir, phase, why, sizeof(why)))
 			have_phases = false;
-		}
+		for (int k = 0; have_phases && k < 3; k++)
+			phases[k] += phase[k];
 		t = now_s();
 		err = fpgastream_unmap(h);
 		tunmap += now_s() - t;
@@ -1276,7 +1382,7 @@ static int cmd_bench(int argc, char **argv)
 	}
 	printf("%-10s %12.2f\n", "UNMAP", tunmap * 1000 / repeat);
 	if (!have_phases)
-		printf("(this driver does not report how MAP splits into pin, DMA map and LUT)\n");
+		printf("MAP not split into pin, DMA map and LUT: %s\n", why);
 	printf("\n");
 
 	err = fpgastream_map(h, buf.base, buf.length, 0, &m);

@@ -1,0 +1,399 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * fpgastream: the char device /dev/fpgastream<N>. The class, the minors,
+ * open and release, ioctl dispatch (the user ABI of
+ * include/uapi/fpgastream.h: argument checks and file ownership), and the
+ * read() and poll() entry points. What the ioctls do to the board is in
+ * fpgastream_stream.c and fpgastream_dma.c.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/fs.h>
+#include <linux/idr.h>
+#include <linux/module.h>
+#include <linux/poll.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/uaccess.h>
+
+#include "fpgastream_drv.h"
+#include "fpgastream_trace.h"
+
+#define FPGASTREAM_MAX_DEVICES	256
+
+static struct class fpgastream_class = {
+	.name = FPGASTREAM_DRV_NAME,
+};
+
+static dev_t fpgastream_devt;
+static DEFINE_IDA(fpgastream_minor_ida);
+
+static bool fpgastream_reserved_clear(const void *p, size_t len)
+{
+	return !memchr_inv(p, 0, len);
+}
+
+/* Caller holds fdev->lock: -ENODEV, -EINVAL (no mapping here) or 0. */
+static int fpgastream_check_owner(struct fpgastream_dev *fdev, struct file *file)
+{
+	if (fdev->gone)
+		return -ENODEV;
+	if (!fdev->map || fdev->owner != file)
+		return -EINVAL;
+	return 0;
+}
+
+static int fpgastream_ioc_info(struct fpgastream_dev *fdev, void __user *arg)
+{
+	struct fpgastream_info info = {
+		.abi_version = FPGASTREAM_ABI_VERSION,
+		.hw_version = fdev->hw_version,
+		.block_size = FSTR_BLOCK_SIZE,
+		.lut_capacity = fdev->lut_capacity,
+		.dma_addr_bits = fdev->dma_addr_bits,
+		.flags = fdev->translated ? FPGASTREAM_INFO_IOMMU : 0,
+		.max_buffer_size = fpgastream_max_buffer_size(fdev),
+	};
+
+	/* No lock: these never change while the device exists. */
+	if (READ_ONCE(fdev->gone))
+		return -ENODEV;
+	return copy_to_user(arg, &info, sizeof(info)) ? -EFAULT : 0;
+}
+
+static int fpgastream_ioc_map(struct fpgastream_dev *fdev, struct file *file,
+			      void __user *arg)
+{
+	struct fpgastream_map m;
+	struct fpgastream_mapping *map;
+	int ret;
+
+	if (copy_from_user(&m, arg, sizeof(m)))
+		return -EFAULT;
+	if ((m.flags & ~FPGASTREAM_MAP_NO_BOUNCE) ||
+	    !fpgastream_reserved_clear(m.reserved, sizeof(m.reserved)))
+		return -EINVAL;
+	if (!m.length || (m.addr | m.length) & (FSTR_BLOCK_SIZE - 1) ||
+	    m.length > fpgastream_max_buffer_size(fdev) ||
+	    m.addr + m.length < m.addr || m.addr != (unsigned long)m.addr)
+		return -EINVAL;
+	if (!access_ok((void __user *)(unsigned long)m.addr, m.length))
+		return -EFAULT;
+
+	mutex_lock(&fdev->lock);
+	if (fdev->gone) {
+		ret = -ENODEV;
+		goto unlock;
+	}
+	if (fdev->map) {
+		ret = -EBUSY;
+		goto unlock;
+	}
+	if (fdev->wedged && fpgastream_stop_engine(fdev)) {
+		ret = -EIO;
+		goto unlock;
+	}
+	ret = fpgastream_map_create(fdev, m.addr, m.length, m.flags, &map);
+	if (ret)
+		goto unlock;
+
+	m.nr_blocks = map->nr_blocks;
+	m.nr_segments = map->nr_segments;
+	m.mapped_flags = map->mapped_flags;
+	if (copy_to_user(arg, &m, sizeof(m))) {
+		fpgastream_map_destroy(fdev, map);
+		ret = -EFAULT;
+		goto unlock;
+	}
+	fpgastream_map_program(fdev, map);
+	trace_fpgastream_map(fdev->minor, map->length, map->nr_blocks,
+			     map->nr_segments, m.flags, map->mapped_flags,
+			     map->pin_ns, map->dma_ns, map->lut_ns);
+	/* A new mapping starts clean: no fault, no counters of the last one. */
+	fpgastream_stream_reset(fdev);
+	fdev->map = map;
+	fdev->owner = file;
+	fdev->started = false;
+unlock:
+	mutex_unlock(&fdev->lock);
+	return ret;
+}
+
+static int fpgastream_ioc_unmap(struct fpgastream_dev *fdev, struct file *file)
+{
+	int ret;
+
+	mutex_lock(&fdev->lock);
+	ret = fpgastream_check_owner(fdev, file);
+	if (!ret)
+		fpgastream_teardown(fdev);
+	mutex_unlock(&fdev->lock);
+	return ret;
+}
+
+static int fpgastream_ioc_start(struct fpgastream_dev *fdev, struct file *file,
+				void __user *arg)
+{
+	struct fpgastream_start st;
+	int ret;
+
+	if (copy_from_user(&st, arg, sizeof(st)))
+		return -EFAULT;
+	if ((st.flags & ~FPGASTREAM_START_FLOW_CONTROL) ||
+	    !fpgastream_reserved_clear(st.reserved, sizeof(st.reserved)))
+		return -EINVAL;
+
+	mutex_lock(&fdev->lock);
+	ret = fpgastream_check_owner(fdev, file);
+	if (!ret)
+		ret = fpgastream_stream_start(fdev, st.flags, st.irq_coalesce_count,
+					      st.irq_coalesce_usec);
+	mutex_unlock(&fdev->lock);
+	return ret;
+}
+
+static int fpgastream_ioc_stop(struct fpgastream_dev *fdev, struct file *file)
+{
+	int ret;
+
+	mutex_lock(&fdev->lock);
+	ret = fpgastream_check_owner(fdev, file);
+	if (!ret && fdev->running) {
+		ret = fpgastream_stop_engine(fdev);
+		if (ret)
+			dev_err(&fdev->pdev->dev, "engine never went idle after stop\n");
+	}
+	mutex_unlock(&fdev->lock);
+	return ret;
+}
+
+static int fpgastream_ioc_release(struct fpgastream_dev *fdev, struct file *file,
+				  u64 __user *arg)
+{
+	u64 count;
+	int ret;
+
+	if (get_user(count, arg))
+		return -EFAULT;
+
+	mutex_lock(&fdev->lock);
+	ret = fpgastream_check_owner(fdev, file);
+	if (!ret)
+		ret = fpgastream_stream_release(fdev, count);
+	mutex_unlock(&fdev->lock);
+	return ret;
+}
+
+static int fpgastream_ioc_stats(struct fpgastream_dev *fdev, void __user *arg)
+{
+	struct fpgastream_stats st;
+
+	mutex_lock(&fdev->lock);
+	if (fdev->gone) {
+		mutex_unlock(&fdev->lock);
+		return -ENODEV;
+	}
+	fpgastream_get_stats(fdev, &st);
+	mutex_unlock(&fdev->lock);
+	return copy_to_user(arg, &st, sizeof(st)) ? -EFAULT : 0;
+}
+
+static long fpgastream_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct fpgastream_dev *fdev = file->private_data;
+	void __user *uarg = (void __user *)arg;
+
+	/* Checked again under fdev->lock where it matters. */
+	if (READ_ONCE(fdev->gone))
+		return -ENODEV;
+
+	switch (cmd) {
+	case FPGASTREAM_IOC_INFO:
+		return fpgastream_ioc_info(fdev, uarg);
+	case FPGASTREAM_IOC_MAP:
+		return fpgastream_ioc_map(fdev, file, uarg);
+	case FPGASTREAM_IOC_UNMAP:
+		return fpgastream_ioc_unmap(fdev, file);
+	case FPGASTREAM_IOC_START:
+		return fpgastream_ioc_start(fdev, file, uarg);
+	case FPGASTREAM_IOC_STOP:
+		return fpgastream_ioc_stop(fdev, file);
+	case FPGASTREAM_IOC_RELEASE:
+		return fpgastream_ioc_release(fdev, file, uarg);
+	case FPGASTREAM_IOC_STATS:
+		return fpgastream_ioc_stats(fdev, uarg);
+	default:
+		return -ENOTTY;
+	}
+}
+
+static ssize_t fpgastream_read(struct file *file, char __user *buf, size_t count,
+			       loff_t *ppos)
+{
+	struct fpgastream_dev *fdev = file->private_data;
+	bool counted = false;
+	u64 gen = 0;
+	ssize_t ret;
+
+	if (READ_ONCE(fdev->gone))
+		return -ENODEV;
+	if (count < sizeof(struct fpgastream_block))
+		return -EINVAL;
+
+	for (;;) {
+		if (mutex_lock_interruptible(&fdev->lock))
+			return -EINTR;
+		ret = fpgastream_check_owner(fdev, file);
+		if (!ret) {
+			if (!counted)
+				fdev->s.read_calls++;
+			counted = true;
+			ret = fpgastream_stream_collect(fdev, buf,
+							count / sizeof(struct fpgastream_block),
+							&gen);
+		}
+		mutex_unlock(&fdev->lock);
+
+		if (ret != -EAGAIN)
+			return ret;
+		if (file->f_flags & O_NONBLOCK)
+			return -EAGAIN;
+		if (wait_event_interruptible(fdev->wq,
+					     READ_ONCE(fdev->gen) != gen))
+			return -EINTR;
+	}
+}
+
+static __poll_t fpgastream_poll(struct file *file, poll_table *wait)
+{
+	struct fpgastream_dev *fdev = file->private_data;
+	__poll_t mask;
+
+	poll_wait(file, &fdev->wq, wait);
+
+	mutex_lock(&fdev->lock);
+	if (fdev->gone)
+		mask = EPOLLHUP;
+	else if (!fdev->map || fdev->owner != file)
+		mask = EPOLLERR;
+	else
+		mask = fpgastream_stream_poll(fdev);
+	mutex_unlock(&fdev->lock);
+	return mask;
+}
+
+static int fpgastream_open(struct inode *inode, struct file *file)
+{
+	struct fpgastream_dev *fdev =
+		container_of(inode->i_cdev, struct fpgastream_dev, cdev);
+
+	/* Keep fdev alive until release(), even past the board's removal. */
+	get_device(&fdev->dev);
+	file->private_data = fdev;
+	return stream_open(inode, file);
+}
+
+static int fpgastream_release(struct inode *inode, struct file *file)
+{
+	struct fpgastream_dev *fdev = file->private_data;
+
+	mutex_lock(&fdev->lock);
+	if (fdev->owner == file && !fdev->gone)
+		fpgastream_teardown(fdev);
+	mutex_unlock(&fdev->lock);
+	put_device(&fdev->dev);
+	return 0;
+}
+
+static const struct file_operations fpgastream_fops = {
+	.owner = THIS_MODULE,
+	.open = fpgastream_open,
+	.release = fpgastream_release,
+	.read = fpgastream_read,
+	.poll = fpgastream_poll,
+	.unlocked_ioctl = fpgastream_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+};
+
+/* Last reference to the char device dropped: no file, no board. */
+static void fpgastream_dev_release(struct device *dev)
+{
+	struct fpgastream_dev *fdev = container_of(dev, struct fpgastream_dev, dev);
+
+	ida_free(&fpgastream_minor_ida, fdev->minor);
+	mutex_destroy(&fdev->lock);
+	kfree(fdev);
+}
+
+/**
+ * fpgastream_cdev_prepare() - give a new board its minor and struct device
+ * @fdev: the board, kzalloc'ed, its locks initialised
+ * @parent: the PCI device
+ *
+ * From then on fdev belongs to its struct device: put_device(&fdev->dev)
+ * frees it and the minor when the last open file and the board are gone.
+ *
+ * Return: 0, or a negative errno; fdev has then been freed.
+ */
+int fpgastream_cdev_prepare(struct fpgastream_dev *fdev, struct device *parent)
+{
+	int ret;
+
+	ret = ida_alloc_max(&fpgastream_minor_ida, FPGASTREAM_MAX_DEVICES - 1,
+			    GFP_KERNEL);
+	if (ret < 0) {
+		mutex_destroy(&fdev->lock);
+		kfree(fdev);
+		return ret;
+	}
+	fdev->minor = ret;
+
+	device_initialize(&fdev->dev);
+	fdev->dev.class = &fpgastream_class;
+	fdev->dev.parent = parent;
+	fdev->dev.groups = fpgastream_groups;
+	fdev->dev.devt = MKDEV(MAJOR(fpgastream_devt), fdev->minor);
+	fdev->dev.release = fpgastream_dev_release;
+	ret = dev_set_name(&fdev->dev, FPGASTREAM_DRV_NAME "%d", fdev->minor);
+	if (ret) {
+		/* The release callback frees the minor and fdev. */
+		put_device(&fdev->dev);
+		return ret;
+	}
+	return 0;
+}
+
+/* Make /dev/fpgastream<minor> and its sysfs directory appear. */
+int fpgastream_cdev_add(struct fpgastream_dev *fdev)
+{
+	cdev_init(&fdev->cdev, &fpgastream_fops);
+	fdev->cdev.owner = THIS_MODULE;
+	return cdev_device_add(&fdev->cdev, &fdev->dev);
+}
+
+/* No new opens and no sysfs readers once this returns; open files stay. */
+void fpgastream_cdev_del(struct fpgastream_dev *fdev)
+{
+	cdev_device_del(&fdev->cdev, &fdev->dev);
+}
+
+int fpgastream_cdev_init(void)
+{
+	int ret;
+
+	ret = alloc_chrdev_region(&fpgastream_devt, 0, FPGASTREAM_MAX_DEVICES,
+				  FPGASTREAM_DRV_NAME);
+	if (ret)
+		return ret;
+	ret = class_register(&fpgastream_class);
+	if (ret)
+		unregister_chrdev_region(fpgastream_devt, FPGASTREAM_MAX_DEVICES);
+	return ret;
+}
+
+void fpgastream_cdev_exit(void)
+{
+	class_unregister(&fpgastream_class);
+	unregister_chrdev_region(fpgastream_devt, FPGASTREAM_MAX_DEVICES);
+	ida_destroy(&fpgastream_minor_ida);
+}

@@ -1,0 +1,301 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * fpgastream: stream a FSTR FPGA into a buffer the user program allocated.
+ *
+ * The PCI glue: the id table and ids=, probe, remove and shutdown, the
+ * BARs, the interrupt vector and the DMA mask, and the module's init and
+ * exit. The char device is in fpgastream_cdev.c, the stream in
+ * fpgastream_stream.c, the buffer in fpgastream_dma.c, and every register
+ * access in fpgastream_hw.h.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/dma-mapping.h>
+#include <linux/interrupt.h>
+#include <linux/module.h>
+#include <linux/pci.h>
+#include <linux/slab.h>
+
+#include "fpgastream_compat.h"
+#include "fpgastream_drv.h"
+
+/* Largest DMA segment: the biggest block multiple that fits the field. */
+#define FSTR_MAX_SEG_SIZE	(UINT_MAX & ~(FSTR_BLOCK_SIZE - 1))
+
+static char ids[1024] __initdata;
+module_param_string(ids, ids, sizeof(ids), 0);
+MODULE_PARM_DESC(ids, "More PCI IDs to bind: \"vendor:device[,vendor:device...]\", hex");
+
+/* Read and check the identity and geometry registers. */
+static int fpgastream_check_board(struct fpgastream_dev *fdev)
+{
+	struct pci_dev *pdev = fdev->pdev;
+	struct device *dev = &pdev->dev;
+	u32 id, shift;
+
+	id = fpgastream_hw_id(&fdev->hw);
+	if (id != FSTR_ID_MAGIC) {
+		dev_err(dev, "not a FSTR engine (ID %#x)\n", id);
+		return -ENODEV;
+	}
+	fdev->hw_version = fpgastream_hw_version(&fdev->hw);
+	if (FSTR_VERSION_MAJOR(fdev->hw_version) !=
+	    FSTR_VERSION_MAJOR_SUPPORTED) {
+		dev_err(dev, "unsupported FSTR version %u.%u\n",
+			FSTR_VERSION_MAJOR(fdev->hw_version),
+			FSTR_VERSION_MINOR(fdev->hw_version));
+		return -ENODEV;
+	}
+	shift = fpgastream_hw_block_shift(&fdev->hw);
+	if (shift != FSTR_BLOCK_SHIFT) {
+		dev_err(dev, "block shift %u is not supported (only %u)\n",
+			shift, FSTR_BLOCK_SHIFT);
+		return -ENODEV;
+	}
+	fdev->lut_capacity = fpgastream_hw_lut_capacity(&fdev->hw);
+	if (!fdev->lut_capacity ||
+	    pci_resource_len(pdev, FSTR_BAR_LUT) <
+	    fpgastream_hw_lut_bar_len(fdev->lut_capacity)) {
+		dev_err(dev, "LUT of %u entries does not fit BAR%d (%llu bytes)\n",
+			fdev->lut_capacity, FSTR_BAR_LUT,
+			(u64)pci_resource_len(pdev, FSTR_BAR_LUT));
+		return -ENODEV;
+	}
+	fdev->dma_addr_bits = fpgastream_hw_dma_addr_bits(&fdev->hw);
+	if (fdev->dma_addr_bits < 32 || fdev->dma_addr_bits > 64) {
+		dev_err(dev, "DMA address width %u is not supported\n",
+			fdev->dma_addr_bits);
+		return -ENODEV;
+	}
+	return 0;
+}
+
+static int fpgastream_setup_dma(struct fpgastream_dev *fdev)
+{
+	struct device *dev = &fdev->pdev->dev;
+	int ret;
+
+	ret = dma_set_mask_and_coherent(dev, DMA_BIT_MASK(fdev->dma_addr_bits));
+	if (ret && fdev->dma_addr_bits > 32) {
+		dev_warn(dev, "%u-bit DMA refused, falling back to 32 bits\n",
+			 fdev->dma_addr_bits);
+		ret = dma_set_mask_and_coherent(dev, DMA_BIT_MASK(32));
+	}
+	if (ret) {
+		dev_err(dev, "no usable DMA mask\n");
+		return ret;
+	}
+	/*
+	 * Let the DMA layer merge segments, never splitting one mid-block, and
+	 * keep bounce buffers block-aligned (swiotlb honours it since 5.12).
+	 * Neither can fail on a PCI device, which has dma_parms; since 6.11
+	 * they return void.
+	 */
+	dma_set_max_seg_size(dev, FSTR_MAX_SEG_SIZE);
+	dma_set_min_align_mask(dev, FSTR_BLOCK_SIZE - 1);
+	fdev->translated = fpgastream_dma_translated(dev);
+	return 0;
+}
+
+/* Map both BARs, managed: they go with the driver's binding. */
+static int fpgastream_map_bars(struct fpgastream_dev *fdev)
+{
+	struct pci_dev *pdev = fdev->pdev;
+
+	if (pci_resource_len(pdev, FSTR_BAR_REGS) < FSTR_REGS_MIN_LEN) {
+		dev_err(&pdev->dev, "BAR%d too small\n", FSTR_BAR_REGS);
+		return -ENODEV;
+	}
+	fdev->hw.regs = fpgastream_pcim_iomap_region(pdev, FSTR_BAR_REGS,
+						     FPGASTREAM_DRV_NAME);
+	if (IS_ERR(fdev->hw.regs))
+		return PTR_ERR(fdev->hw.regs);
+	fdev->hw.lut = fpgastream_pcim_iomap_region(pdev, FSTR_BAR_LUT,
+						    FPGASTREAM_DRV_NAME);
+	return PTR_ERR_OR_ZERO(fdev->hw.lut);
+}
+
+static int fpgastream_probe(struct pci_dev *pdev, const struct pci_device_id *id)
+{
+	struct device *dev = &pdev->dev;
+	struct fpgastream_dev *fdev;
+	int ret;
+
+	ret = pcim_enable_device(pdev);
+	if (ret)
+		return ret;
+
+	fdev = kzalloc(sizeof(*fdev), GFP_KERNEL);
+	if (!fdev)
+		return -ENOMEM;
+	fdev->pdev = pdev;
+	mutex_init(&fdev->lock);
+	spin_lock_init(&fdev->irq_lock);
+	init_waitqueue_head(&fdev->wq);
+
+	ret = fpgastream_map_bars(fdev);
+	if (ret)
+		goto free_fdev;
+	ret = fpgastream_check_board(fdev);
+	if (ret)
+		goto free_fdev;
+	ret = fpgastream_setup_dma(fdev);
+	if (ret)
+		goto free_fdev;
+
+	/* From here on, fdev is freed by the last put_device(). */
+	ret = fpgastream_cdev_prepare(fdev, dev);
+	if (ret)
+		return ret;
+
+	fpgastream_quiesce(fdev);
+	pci_set_master(pdev);
+
+	ret = pci_alloc_irq_vectors(pdev, 1, 1, PCI_IRQ_MSI | PCI_IRQ_INTX);
+	if (ret < 0) {
+		dev_err(dev, "no interrupt (%d)\n", ret);
+		goto clear_master;
+	}
+	fdev->irq = pci_irq_vector(pdev, 0);
+	ret = request_irq(fdev->irq, fpgastream_irq, IRQF_SHARED,
+			  dev_name(&fdev->dev), fdev);
+	if (ret)
+		goto free_vectors;
+
+	ret = fpgastream_cdev_add(fdev);
+	if (ret)
+		goto free_irq;
+	fpgastream_debugfs_add(fdev);
+
+	pci_set_drvdata(pdev, fdev);
+	dev_info(dev, "%s: FSTR %u.%u, %u LUT entries, %u-bit DMA%s, %s\n",
+		 dev_name(&fdev->dev), FSTR_VERSION_MAJOR(fdev->hw_version),
+		 FSTR_VERSION_MINOR(fdev->hw_version), fdev->lut_capacity,
+		 fdev->dma_addr_bits, fdev->translated ? " via IOMMU" : "",
+		 pdev->msi_enabled ? "MSI" : "INTx");
+	return 0;
+
+free_irq:
+	free_irq(fdev->irq, fdev);
+free_vectors:
+	pci_free_irq_vectors(pdev);
+clear_master:
+	pci_clear_master(pdev);
+	put_device(&fdev->dev);
+	return ret;
+
+free_fdev:
+	mutex_destroy(&fdev->lock);
+	kfree(fdev);
+	return ret;
+}
+
+/*
+ * Removal while in use: stop the board and release the mapping now, while
+ * the DMA API still has the device bound; later calls on open files fail
+ * with -ENODEV and close() releases the rest.
+ */
+static void fpgastream_remove(struct pci_dev *pdev)
+{
+	struct fpgastream_dev *fdev = pci_get_drvdata(pdev);
+
+	/* No new opens, no sysfs or debugfs readers (they take fdev->lock). */
+	fpgastream_debugfs_remove(fdev);
+	fpgastream_cdev_del(fdev);
+
+	mutex_lock(&fdev->lock);
+	fpgastream_teardown(fdev);
+	fpgastream_hw_stop(&fdev->hw);
+	WRITE_ONCE(fdev->gone, true);
+	mutex_unlock(&fdev->lock);
+
+	free_irq(fdev->irq, fdev);
+	pci_free_irq_vectors(pdev);
+	pci_clear_master(pdev);
+	fpgastream_wake(fdev);
+	put_device(&fdev->dev);
+}
+
+static void fpgastream_shutdown(struct pci_dev *pdev)
+{
+	struct fpgastream_dev *fdev = pci_get_drvdata(pdev);
+
+	/* No DMA into memory the next kernel owns. */
+	mutex_lock(&fdev->lock);
+	if (!fdev->gone && fdev->running)
+		fpgastream_stop_engine(fdev);
+	mutex_unlock(&fdev->lock);
+}
+
+static const struct pci_device_id fpgastream_pci_ids[] = {
+	{ PCI_DEVICE(FSTR_PCI_VENDOR_ID, FSTR_PCI_DEVICE_ID) },
+	{ }
+};
+MODULE_DEVICE_TABLE(pci, fpgastream_pci_ids);
+
+static struct pci_driver fpgastream_pci_driver = {
+	.name = FPGASTREAM_DRV_NAME,
+	.id_table = fpgastream_pci_ids,
+	.probe = fpgastream_probe,
+	.remove = fpgastream_remove,
+	.shutdown = fpgastream_shutdown,
+};
+
+/* Bind the boards named by ids=, as vfio-pci does. */
+static void __init fpgastream_add_ids(void)
+{
+	char *p = ids, *id;
+
+	while ((id = strsep(&p, ","))) {
+		unsigned int vendor, device;
+		int ret;
+
+		if (!*id)
+			continue;
+		if (sscanf(id, "%x:%x", &vendor, &device) != 2 ||
+		    vendor > 0xffff || device > 0xffff) {
+			pr_warn("ignoring invalid id \"%s\"\n", id);
+			continue;
+		}
+		ret = pci_add_dynid(&fpgastream_pci_driver, vendor, device,
+				    PCI_ANY_ID, PCI_ANY_ID, 0, 0, 0);
+		if (ret)
+			pr_warn("cannot add id %04x:%04x (%d)\n", vendor,
+				device, ret);
+		else
+			pr_info("added id %04x:%04x\n", vendor, device);
+	}
+}
+
+static int __init fpgastream_init(void)
+{
+	int ret;
+
+	ret = fpgastream_cdev_init();
+	if (ret)
+		return ret;
+	fpgastream_debugfs_init();
+	ret = pci_register_driver(&fpgastream_pci_driver);
+	if (ret)
+		goto exit_debugfs;
+	fpgastream_add_ids();
+	return 0;
+
+exit_debugfs:
+	fpgastream_debugfs_exit();
+	fpgastream_cdev_exit();
+	return ret;
+}
+
+static void __exit fpgastream_exit(void)
+{
+	pci_unregister_driver(&fpgastream_pci_driver);
+	fpgastream_debugfs_exit();
+	fpgastream_cdev_exit();
+}
+
+module_init(fpgastream_init);
+module_exit(fpgastream_exit);
+
+MODULE_DESCRIPTION("Stream a FSTR FPGA into a user-allocated buffer");
+MODULE_LICENSE("GPL");
