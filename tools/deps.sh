@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# Install what `make check` and `make demo` need on a Debian 12 machine.
+# Install what `make check`, `make lint` and `make demo` need on a Debian 12
+# machine.
 # Does nothing when everything is already there. Run as root (or with sudo).
 set -euo pipefail
 
@@ -12,6 +13,10 @@ packages=(
 	busybox-static seabios ipxe-qemu qemu-system-data
 	linux-image-amd64 linux-headers-amd64 linux-source-6.1
 	libelf-dev libssl-dev dkms debootstrap debian-archive-keyring udev
+	# kmod/'s static checks (make lint): sparse, and coccinelle with the
+	# OCaml compiler that its OCaml-scripted rules need at run time
+	# (coccicheck stops at the first one without it).
+	sparse coccinelle ocaml
 )
 
 missing=()
