@@ -37,39 +37,48 @@ bool fpgastream_may_bounce(struct fpgastream_dev *fdev)
 	       dma_max_mapping_size(&fdev->pdev->dev) != SIZE_MAX;
 }
 
+/*
+ * Was the segment at @addr, mapped from @phys, bounced? The DMA API says a
+ * bounced segment needs syncing, but so does any segment on a platform
+ * that is not coherent; a bounced one also sits elsewhere than its memory
+ * (bus address equal to physical address: see fpgastream_sg_reachable()).
+ */
+static bool fpgastream_dma_bounced(struct device *dev, dma_addr_t addr, phys_addr_t phys)
+{
+	return dma_need_sync(dev, addr) && addr != phys;
+}
+
 /**
- * fpgastream_bounces_reachable() - does the DMA layer bounce all memory?
- * @dev: a device that may bounce (fpgastream_may_bounce())
+ * fpgastream_bounce_probe() - learn at probe whether all memory bounces
+ * @fdev: the board, its DMA mask set
  *
  * A board that can address all memory bounces only when everything does
- * (swiotlb=force, a confidential guest). A board that cannot is asked by
- * mapping one page of the zone the kernel keeps for its mask: if even that
- * needs a sync, everything bounces. Where the answer cannot be had, or the
- * DMA API syncs for another reason (a non-coherent platform), the answer
- * is yes, the safe side for NO_BOUNCE and for the swiotlb budget.
- *
- * Return: true if memory the board can reach bounces too.
+ * (swiotlb=force, a confidential guest). A board that cannot is asked once
+ * by mapping one page of the zone the kernel keeps for its mask: if even
+ * that bounces, everything does. Where the answer cannot be had the answer
+ * is yes, the safe side for NO_BOUNCE and for the swiotlb budget. Sets
+ * @fdev->bounce_all.
  */
-static bool fpgastream_bounces_reachable(struct device *dev)
+void fpgastream_bounce_probe(struct fpgastream_dev *fdev)
 {
+	struct device *dev = &fdev->pdev->dev;
 	struct page *page;
 	dma_addr_t addr;
-	bool bounced;
 
+	fdev->bounce_all = true;
+	if (!fpgastream_may_bounce(fdev))
+		return;
 	if (!dma_addressing_limited(dev))
-		return true;
-	page = alloc_page(GFP_KERNEL | GFP_DMA32);
+		return;
+	page = alloc_page(GFP_KERNEL | GFP_DMA32 | __GFP_ZERO);
 	if (!page)
-		return true;
+		return;
 	addr = dma_map_page(dev, page, 0, PAGE_SIZE, DMA_FROM_DEVICE);
-	if (dma_mapping_error(dev, addr)) {
-		__free_page(page);
-		return true;
+	if (!dma_mapping_error(dev, addr)) {
+		fdev->bounce_all = fpgastream_dma_bounced(dev, addr, page_to_phys(page));
+		dma_unmap_page(dev, addr, PAGE_SIZE, DMA_FROM_DEVICE);
 	}
-	bounced = dma_need_sync(dev, addr);
-	dma_unmap_page(dev, addr, PAGE_SIZE, DMA_FROM_DEVICE);
 	__free_page(page);
-	return bounced;
 }
 
 /**
@@ -78,17 +87,15 @@ static bool fpgastream_bounces_reachable(struct device *dev)
  * @sg: the entry, not yet mapped
  *
  * dma-direct gives the board the physical address as bus address on the
- * platforms the driver is tested on; where a platform offsets bus
- * addresses the guess can be wrong, and fpgastream_map_create() checks
+ * platforms the driver is tested on; where a platform offsets or limits
+ * bus addresses the guess can be wrong, and fpgastream_map_dma() checks
  * what really bounced after mapping (kmod/README.md).
  *
- * Return: true if the entry lies within the DMA mask and bus limit.
+ * Return: true if the entry lies within the DMA mask.
  */
 static bool fpgastream_sg_reachable(struct device *dev, struct scatterlist *sg)
 {
-	u64 limit = min_not_zero(dma_get_mask(dev), dev->bus_dma_limit);
-
-	return sg_phys(sg) + sg->length - 1 <= limit;
+	return sg_phys(sg) + sg->length - 1 <= dma_get_mask(dev);
 }
 
 /**
@@ -118,7 +125,7 @@ unsigned int fpgastream_predict_bounce(struct fpgastream_dev *fdev,
 	*misfit = U64_MAX;
 	if (!fpgastream_may_bounce(fdev))
 		return 0;
-	all = fpgastream_bounces_reachable(dev);
+	all = fdev->bounce_all;
 	for_each_sgtable_sg(sgt, sg, i) {
 		if (all || !fpgastream_sg_reachable(dev, sg)) {
 			if (((off | sg_phys(sg) | sg->length) &
@@ -136,9 +143,8 @@ unsigned int fpgastream_predict_bounce(struct fpgastream_dev *fdev,
  * @fdev: the board
  * @sgt: the mapped sg table
  *
- * As the DMA API tells: a segment of a board that may bounce needs a sync
- * exactly when it was bounced, or when the platform is not coherent, where
- * counting it is the safe side.
+ * A segment of a board that may bounce was bounced if the DMA API wants
+ * it synced and it does not sit at its memory's address.
  *
  * Return: the number of bounced segments.
  */
@@ -151,8 +157,9 @@ unsigned int fpgastream_count_bounced(struct fpgastream_dev *fdev,
 
 	if (!fpgastream_may_bounce(fdev))
 		return 0;
+	/* dma-direct maps each sg entry to one segment: sg_phys() is its memory. */
 	for_each_sgtable_dma_sg(sgt, sg, i)
-		if (dma_need_sync(dev, sg_dma_address(sg)))
+		if (fpgastream_dma_bounced(dev, sg_dma_address(sg), sg_phys(sg)))
 			nr++;
 	return nr;
 }

@@ -33,16 +33,6 @@ static bool fpgastream_reserved_clear(const void *p, size_t len)
 	return !memchr_inv(p, 0, len);
 }
 
-/* Caller holds fdev->lock: -ENODEV, -EINVAL (no mapping here) or 0. */
-static int fpgastream_check_owner(struct fpgastream_dev *fdev, struct file *file)
-{
-	if (fdev->gone)
-		return -ENODEV;
-	if (!fdev->map || fdev->owner != file)
-		return -EINVAL;
-	return 0;
-}
-
 static int fpgastream_ioc_info(struct fpgastream_dev *fdev, void __user *arg)
 {
 	struct fpgastream_info info = {
@@ -61,6 +51,19 @@ static int fpgastream_ioc_info(struct fpgastream_dev *fdev, void __user *arg)
 	return copy_to_user(arg, &info, sizeof(info)) ? -EFAULT : 0;
 }
 
+/**
+ * fpgastream_ioc_map() - FPGASTREAM_IOC_MAP
+ * @fdev: the board
+ * @file: the file the mapping will belong to
+ * @arg: struct fpgastream_map in user memory
+ *
+ * Pins with fdev->lock dropped, the device claimed by @map_pending, so
+ * that a buffer whose faults never resolve stalls only this call; the
+ * result is copied out with the lock dropped too, and the mapping torn
+ * down again if that faults.
+ *
+ * Return: 0 or the contract's errno.
+ */
 static int fpgastream_ioc_map(struct fpgastream_dev *fdev, struct file *file,
 			      void __user *arg)
 {
@@ -81,42 +84,55 @@ static int fpgastream_ioc_map(struct fpgastream_dev *fdev, struct file *file,
 		return -EFAULT;
 
 	mutex_lock(&fdev->lock);
-	if (fdev->gone) {
+	if (fdev->gone)
 		ret = -ENODEV;
-		goto unlock;
-	}
-	if (fdev->map) {
+	else if (fdev->map || fdev->map_pending)
 		ret = -EBUSY;
-		goto unlock;
-	}
-	if (fdev->wedged && fpgastream_stop_engine(fdev)) {
+	else if (fdev->wedged && fpgastream_stop_engine(fdev))
 		ret = -EIO;
-		goto unlock;
-	}
-	ret = fpgastream_map_create(fdev, m.addr, m.length, m.flags, &map);
-	if (ret)
-		goto unlock;
-
-	m.nr_blocks = map->nr_blocks;
-	m.nr_segments = map->nr_segments;
-	m.mapped_flags = map->mapped_flags;
-	if (copy_to_user(arg, &m, sizeof(m))) {
-		fpgastream_map_destroy(fdev, map);
-		ret = -EFAULT;
-		goto unlock;
-	}
-	fpgastream_map_program(fdev, map);
-	trace_fpgastream_map(fdev->minor, map->length, map->nr_blocks,
-			     map->nr_segments, m.flags, map->mapped_flags,
-			     map->pin_ns, map->dma_ns, map->lut_ns);
-	/* A new mapping starts clean: no fault, no counters of the last one. */
-	fpgastream_stream_reset(fdev);
-	fdev->map = map;
-	fdev->owner = file;
-	fdev->started = false;
-unlock:
+	else
+		ret = 0;
+	fdev->map_pending = !ret;
 	mutex_unlock(&fdev->lock);
-	return ret;
+	if (ret)
+		return ret;
+
+	ret = fpgastream_map_pin(m.addr, m.length, &map);
+
+	mutex_lock(&fdev->lock);
+	fdev->map_pending = false;
+	if (!ret && fdev->gone) {
+		fpgastream_map_unpin(map);
+		ret = -ENODEV;
+	}
+	if (!ret)
+		ret = fpgastream_map_dma(fdev, map, m.flags);
+	if (!ret) {
+		fpgastream_map_program(fdev, map);
+		trace_fpgastream_map(fdev->minor, map->length, map->nr_blocks,
+				     map->nr_segments, m.flags, map->mapped_flags,
+				     map->pin_ns, map->dma_ns, map->lut_ns);
+		/* A new mapping starts clean: no fault, no counters of the last one. */
+		fpgastream_stream_reset(fdev);
+		fdev->map = map;
+		fdev->owner = file;
+		fdev->started = false;
+		m.nr_blocks = map->nr_blocks;
+		m.nr_segments = map->nr_segments;
+		m.mapped_flags = map->mapped_flags;
+	}
+	mutex_unlock(&fdev->lock);
+	if (ret)
+		return ret;
+
+	if (copy_to_user(arg, &m, sizeof(m))) {
+		mutex_lock(&fdev->lock);
+		if (fdev->map == map && !fdev->gone)
+			fpgastream_teardown(fdev);
+		mutex_unlock(&fdev->lock);
+		return -EFAULT;
+	}
+	return 0;
 }
 
 static int fpgastream_ioc_unmap(struct fpgastream_dev *fdev, struct file *file)
@@ -231,37 +247,14 @@ static ssize_t fpgastream_read(struct file *file, char __user *buf, size_t count
 			       loff_t *ppos)
 {
 	struct fpgastream_dev *fdev = file->private_data;
-	bool counted = false;
-	u64 gen = 0;
-	ssize_t ret;
 
 	if (READ_ONCE(fdev->gone))
 		return -ENODEV;
 	if (count < sizeof(struct fpgastream_block))
 		return -EINVAL;
-
-	for (;;) {
-		if (mutex_lock_interruptible(&fdev->lock))
-			return -EINTR;
-		ret = fpgastream_check_owner(fdev, file);
-		if (!ret) {
-			if (!counted)
-				fdev->s.read_calls++;
-			counted = true;
-			ret = fpgastream_stream_collect(fdev, buf,
-							count / sizeof(struct fpgastream_block),
-							&gen);
-		}
-		mutex_unlock(&fdev->lock);
-
-		if (ret != -EAGAIN)
-			return ret;
-		if (file->f_flags & O_NONBLOCK)
-			return -EAGAIN;
-		if (wait_event_interruptible(fdev->wq,
-					     READ_ONCE(fdev->gen) != gen))
-			return -EINTR;
-	}
+	return fpgastream_records_read(fdev, file, buf,
+				       count / sizeof(struct fpgastream_block),
+				       file->f_flags & O_NONBLOCK);
 }
 
 static __poll_t fpgastream_poll(struct file *file, poll_table *wait)
@@ -326,27 +319,33 @@ static void fpgastream_dev_release(struct device *dev)
 }
 
 /**
- * fpgastream_cdev_prepare() - give a new board its minor and struct device
- * @fdev: the board, kzalloc'ed, its locks initialised
+ * fpgastream_cdev_alloc() - a new board's structure, minor and struct device
  * @parent: the PCI device
  *
- * From then on fdev belongs to its struct device: put_device(&fdev->dev)
- * frees it and the minor when the last open file and the board are gone.
+ * The structure belongs to its struct device from the start: the caller
+ * drops it with put_device(&fdev->dev) on any later error, and the last
+ * put (remove, or the close of the last open file) frees it and the minor.
  *
- * Return: 0, or a negative errno; fdev has then been freed.
+ * Return: the board, or an ERR_PTR().
  */
-int fpgastream_cdev_prepare(struct fpgastream_dev *fdev, struct device *parent)
+struct fpgastream_dev *fpgastream_cdev_alloc(struct device *parent)
 {
+	struct fpgastream_dev *fdev;
 	int ret;
 
+	fdev = kzalloc(sizeof(*fdev), GFP_KERNEL);
+	if (!fdev)
+		return ERR_PTR(-ENOMEM);
 	ret = ida_alloc_max(&fpgastream_minor_ida, FPGASTREAM_MAX_DEVICES - 1,
 			    GFP_KERNEL);
 	if (ret < 0) {
-		mutex_destroy(&fdev->lock);
 		kfree(fdev);
-		return ret;
+		return ERR_PTR(ret);
 	}
 	fdev->minor = ret;
+	mutex_init(&fdev->lock);
+	spin_lock_init(&fdev->irq_lock);
+	init_waitqueue_head(&fdev->wq);
 
 	device_initialize(&fdev->dev);
 	fdev->dev.class = &fpgastream_class;
@@ -356,11 +355,10 @@ int fpgastream_cdev_prepare(struct fpgastream_dev *fdev, struct device *parent)
 	fdev->dev.release = fpgastream_dev_release;
 	ret = dev_set_name(&fdev->dev, FPGASTREAM_DRV_NAME "%d", fdev->minor);
 	if (ret) {
-		/* The release callback frees the minor and fdev. */
 		put_device(&fdev->dev);
-		return ret;
+		return ERR_PTR(ret);
 	}
-	return 0;
+	return fdev;
 }
 
 /* Make /dev/fpgastream<minor> and its sysfs directory appear. */

@@ -39,10 +39,10 @@
 #endif
 
 /*
- * 6.11 added pcim_iomap_region(); the pcim_iomap_table() it replaces is
- * deprecated since.
+ * 6.12 exported pcim_iomap_region() and deprecated the pcim_iomap_table()
+ * it replaces.
  */
-#if FPGASTREAM_KERNEL_AT_LEAST(6, 11)
+#if FPGASTREAM_KERNEL_AT_LEAST(6, 12)
 #define fpgastream_pcim_iomap_region	pcim_iomap_region
 #else
 static inline void __iomem *

@@ -10,7 +10,6 @@
 #include <linux/bitmap.h>
 #include <linux/dma-mapping.h>
 #include <linux/gfp.h>
-#include <linux/iommu.h>
 #include <linux/ktime.h>
 #include <linux/minmax.h>
 #include <linux/mm.h>
@@ -30,14 +29,14 @@
  * fpgastream_dma_translated() - is the device's DMA translated by an IOMMU?
  * @dev: the device
  *
- * Return: true when the DMA API maps through an IOMMU DMA domain (bus
- * addresses are IOVAs); false for dma-direct, including an identity domain.
+ * Only the IOMMU DMA ops merge segments on a boundary of their own (the
+ * IOVA granule); dma-direct, including behind an identity domain, has none.
+ *
+ * Return: true when bus addresses are IOVAs.
  */
 bool fpgastream_dma_translated(struct device *dev)
 {
-	struct iommu_domain *domain = iommu_get_domain_for_dev(dev);
-
-	return domain && iommu_is_dma_domain(domain);
+	return dma_get_merge_boundary(dev) != 0;
 }
 
 /*
@@ -160,30 +159,23 @@ static void fpgastream_mark_scattered(struct fpgastream_mapping *map)
 }
 
 /**
- * fpgastream_map_create() - pin, charge, DMA-map and split a user buffer
- * @fdev: the board
+ * fpgastream_map_pin() - charge and pin a user buffer
  * @uaddr: user address, block-aligned (checked by the caller)
  * @length: bytes, a non-zero multiple of the block size within the LUT
- * @flags: FPGASTREAM_MAP_* (checked by the caller)
- * @mapp: out: the mapping
+ * @mapp: out: the mapping, pinned but not DMA-mapped
  *
  * Charges RLIMIT_MEMLOCK of current->mm (CAP_IPC_LOCK bypasses it) and
- * keeps that mm to uncharge it in fpgastream_map_destroy(), whoever calls it.
- * Does not touch the board: see fpgastream_map_program().
+ * keeps that mm to uncharge it later, whoever does it. Touches neither
+ * the board nor the device: the caller holds no lock of the board, since
+ * pinning may wait for a fault for as long as the memory's owner likes.
  *
- * Return: 0, -ENOMEM (memory, RLIMIT_MEMLOCK, swiotlb space), -EFAULT
- * (memory not mapped or not writable), -EINVAL (a block is not
- * bus-contiguous and aligned), -ERANGE (beyond DMA_ADDR_BITS, or bounced
- * with FPGASTREAM_MAP_NO_BOUNCE).
+ * Return: 0, -ENOMEM (memory, RLIMIT_MEMLOCK) or -EFAULT (memory not
+ * mapped or not writable).
  */
-int fpgastream_map_create(struct fpgastream_dev *fdev, u64 uaddr, u64 length, u32 flags,
-			  struct fpgastream_mapping **mapp)
+int fpgastream_map_pin(u64 uaddr, u64 length, struct fpgastream_mapping **mapp)
 {
-	struct device *dev = &fdev->pdev->dev;
 	struct fpgastream_mapping *map;
-	unsigned int bounced;
-	u64 misfit;
-	u64 t0, t1;
+	u64 t0;
 	int ret;
 
 	map = kzalloc(sizeof(*map), GFP_KERNEL);
@@ -212,9 +204,56 @@ int fpgastream_map_create(struct fpgastream_dev *fdev, u64 uaddr, u64 length, u3
 	if (ret)
 		goto free_pages;
 
-	t1 = ktime_get_ns();
-	map->pin_ns = t1 - t0;
+	map->pin_ns = ktime_get_ns() - t0;
+	*mapp = map;
+	return 0;
 
+free_pages:
+	kvfree(map->pages);
+uncharge:
+	account_locked_vm(map->mm, map->npages, false);
+drop_mm:
+	mmdrop(map->mm);
+	kfree(map);
+	return ret;
+}
+
+/**
+ * fpgastream_map_unpin() - undo fpgastream_map_pin()
+ * @map: a mapping that was never DMA-mapped; freed
+ */
+void fpgastream_map_unpin(struct fpgastream_mapping *map)
+{
+	unpin_user_pages(map->pages, map->npages);
+	kvfree(map->pages);
+	account_locked_vm(map->mm, map->npages, false);
+	mmdrop(map->mm);
+	kfree(map);
+}
+
+/**
+ * fpgastream_map_dma() - DMA-map a pinned buffer and split it into LUT entries
+ * @fdev: the board, still bound; caller holds fdev->lock
+ * @map: from fpgastream_map_pin(); on failure it is unpinned and freed
+ * @flags: FPGASTREAM_MAP_* (checked by the caller)
+ *
+ * Does not touch the board: see fpgastream_map_program().
+ *
+ * Return: 0, -ENOMEM (memory, swiotlb space), -EINVAL (a block is not
+ * bus-contiguous and aligned), -ERANGE (beyond DMA_ADDR_BITS, or bounced
+ * with FPGASTREAM_MAP_NO_BOUNCE).
+ */
+int fpgastream_map_dma(struct fpgastream_dev *fdev, struct fpgastream_mapping *map,
+		       u32 flags)
+{
+	struct device *dev = &fdev->pdev->dev;
+	u64 length = map->length;
+	unsigned int bounced;
+	u64 misfit;
+	u64 t0, t1;
+	int ret;
+
+	t1 = ktime_get_ns();
 	ret = sg_alloc_table_from_pages_segment(&map->sgt, map->pages,
 						map->npages, 0, length,
 						fpgastream_max_segment(dev),
@@ -293,7 +332,6 @@ int fpgastream_map_create(struct fpgastream_dev *fdev, u64 uaddr, u64 length, u3
 		goto free_arrays;
 
 	map->lut_ns = ktime_get_ns() - t0;
-	*mapp = map;
 	return 0;
 
 free_arrays:
@@ -308,14 +346,7 @@ unreserve:
 free_sgt:
 	sg_free_table(&map->sgt);
 unpin:
-	unpin_user_pages(map->pages, map->npages);
-free_pages:
-	kvfree(map->pages);
-uncharge:
-	account_locked_vm(map->mm, map->npages, false);
-drop_mm:
-	mmdrop(map->mm);
-	kfree(map);
+	fpgastream_map_unpin(map);
 	return ret;
 }
 

@@ -35,9 +35,10 @@
  *	from the previous sample's @end up to this one
  * @ts: ktime_get_ns() when the driver saw those blocks complete
  * @dropped: blocks dropped at the source before those blocks were
- *	written, as far as the driver can tell: DROP_COUNT at the previous
- *	sample (a lower bound; exact when the board stalled for a RELEASE,
- *	which is when a flow-controlled board drops)
+ *	written, as far as the driver can tell: DROP_COUNT as of the
+ *	previous refresh (a lower bound; exact when the board stalled for a
+ *	RELEASE, which is when a flow-controlled board drops; RELEASE then
+ *	refreshes DROP_COUNT alone, without a sample)
  *
  * One entry per sample rather than per block keeps the interrupt handler's
  * work constant however many blocks one interrupt covers. Each sample
@@ -173,6 +174,8 @@ struct fpgastream_stream {
  * @lut_capacity: LUT_CAPACITY register
  * @dma_addr_bits: DMA_ADDR_BITS register
  * @translated: the device's DMA goes through a DMA-API IOMMU domain
+ * @bounce_all: the DMA layer bounces even memory the board can reach
+ *	(fpgastream_bounce_probe())
  * @debugfs: its debugfs directory, or NULL
  * @lock: see the comment at the member
  * @irq_lock: see the comment at the member
@@ -184,6 +187,13 @@ struct fpgastream_stream {
  * @started: a stream was started on @map (read can drain it)
  * @gone: the board was removed; everything but close fails with -ENODEV
  * @wedged: the engine never went idle; its buffer stays pinned forever
+ * @map_pending: a MAP is pinning its buffer (with @lock dropped); another
+ *	MAP gets -EBUSY meanwhile
+ * @reading: a reader is copying staged records out (with @lock dropped);
+ *	other readers of the mapping wait for it on @wq
+ * @epoch: bumped whenever the mapping or the stream is replaced or torn
+ *	down (MAP, START, UNMAP, removal): a reader's staged records are
+ *	committed only if it did not move meanwhile
  * @s: the stream
  */
 struct fpgastream_dev {
@@ -197,17 +207,22 @@ struct fpgastream_dev {
 	u32 lut_capacity;
 	u32 dma_addr_bits;
 	bool translated;
+	bool bounce_all;
 	struct dentry *debugfs;
 
 	/*
 	 * Protects @map, @owner, @running, @started, @gone (written; read
-	 * locklessly only to fail fast), @wedged, the stream's non-IRQ fields
-	 * and every register access but the IRQ handler's.
-	 * Lock order: @lock, then @irq_lock. mmap_lock nests inside @lock
-	 * (pinning, RLIMIT_MEMLOCK accounting, copy_to_user); nothing takes
-	 * @lock under mmap_lock (the driver has no mmap). remove() deletes
-	 * the char device and its sysfs files before taking @lock, since the
-	 * sysfs show functions take it.
+	 * locklessly only to fail fast), @wedged, @map_pending, @reading,
+	 * @epoch, the stream's non-IRQ fields and every register access but
+	 * the IRQ handler's.
+	 * Lock order: @lock, then @irq_lock. Never held across a user memory
+	 * access that can fault or across pinning: a buffer whose faults
+	 * never resolve (userfaultfd, FUSE) must not stall poll(), sysfs or
+	 * remove(). The DMA mapping and the RLIMIT_MEMLOCK charge nest
+	 * mmap_lock inside @lock; nothing takes @lock under mmap_lock (the
+	 * driver has no mmap). remove() deletes the char device and its
+	 * sysfs files before taking @lock, since the sysfs show functions
+	 * take it.
 	 */
 	struct mutex lock;
 	/*
@@ -225,6 +240,9 @@ struct fpgastream_dev {
 	bool started;
 	bool gone;
 	bool wedged;
+	bool map_pending;
+	bool reading;
+	u64 epoch;
 	struct fpgastream_stream s;
 };
 
@@ -251,10 +269,31 @@ static inline u32 fpgastream_ring_slot(u64 seq, u32 nr_blocks)
 	return slot;
 }
 
+/* Caller holds fdev->lock: -ENODEV, -EINVAL (no mapping here) or 0. */
+static inline int fpgastream_check_owner(struct fpgastream_dev *fdev,
+					 struct file *file)
+{
+	if (fdev->gone)
+		return -ENODEV;
+	if (!fdev->map || fdev->owner != file)
+		return -EINVAL;
+	return 0;
+}
+
+/*
+ * The mapping or the stream is being replaced or torn down: a reader's
+ * staged records no longer apply. Caller holds fdev->lock.
+ */
+static inline void fpgastream_new_epoch(struct fpgastream_dev *fdev)
+{
+	fdev->epoch++;
+	fdev->reading = false;
+}
+
 /* fpgastream_cdev.c */
 int fpgastream_cdev_init(void);
 void fpgastream_cdev_exit(void);
-int fpgastream_cdev_prepare(struct fpgastream_dev *fdev, struct device *parent);
+struct fpgastream_dev *fpgastream_cdev_alloc(struct device *parent);
 int fpgastream_cdev_add(struct fpgastream_dev *fdev);
 void fpgastream_cdev_del(struct fpgastream_dev *fdev);
 
@@ -273,8 +312,8 @@ bool fpgastream_refresh_locked(struct fpgastream_dev *fdev, bool check_status);
 void fpgastream_get_stats(struct fpgastream_dev *fdev, struct fpgastream_stats *st);
 
 /* fpgastream_records.c */
-ssize_t fpgastream_stream_collect(struct fpgastream_dev *fdev, char __user *buf,
-				  size_t nr, u64 *gen);
+ssize_t fpgastream_records_read(struct fpgastream_dev *fdev, struct file *file,
+				char __user *buf, size_t nr, bool nonblock);
 __poll_t fpgastream_stream_poll(struct fpgastream_dev *fdev);
 
 /* fpgastream_sysfs.c */
@@ -286,6 +325,7 @@ void fpgastream_debugfs_remove(struct fpgastream_dev *fdev);
 
 /* fpgastream_bounce.c */
 bool fpgastream_may_bounce(struct fpgastream_dev *fdev);
+void fpgastream_bounce_probe(struct fpgastream_dev *fdev);
 unsigned int fpgastream_predict_bounce(struct fpgastream_dev *fdev,
 				       struct sg_table *sgt, u64 *misfit);
 unsigned int fpgastream_count_bounced(struct fpgastream_dev *fdev,
@@ -295,8 +335,10 @@ void fpgastream_bounce_unreserve(struct device *dev, unsigned int segs);
 
 /* fpgastream_dma.c */
 bool fpgastream_dma_translated(struct device *dev);
-int fpgastream_map_create(struct fpgastream_dev *fdev, u64 uaddr, u64 length, u32 flags,
-			  struct fpgastream_mapping **mapp);
+int fpgastream_map_pin(u64 uaddr, u64 length, struct fpgastream_mapping **mapp);
+void fpgastream_map_unpin(struct fpgastream_mapping *map);
+int fpgastream_map_dma(struct fpgastream_dev *fdev, struct fpgastream_mapping *map,
+		       u32 flags);
 void fpgastream_map_program(struct fpgastream_dev *fdev,
 			    struct fpgastream_mapping *map);
 void fpgastream_map_clear(struct fpgastream_dev *fdev, const struct fpgastream_mapping *map);

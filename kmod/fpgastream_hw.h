@@ -3,7 +3,7 @@
  * FSTR stream engine: register map and every register access.
  *
  * This is the only file that knows register offsets and bit positions
- * (datasheet revision 1.0). A board whose register map differs needs only
+ * (datasheet revision 1.1). A board whose register map differs needs only
  * this file changed.
  *
  * The first half (constants and the LUT entry format) is plain C so that
@@ -193,13 +193,23 @@ static inline void fpgastream_hw_stop(const struct fpgastream_hw *hw)
 	fpgastream_hw_wr(hw, FSTR_REG_CTRL, 0);
 }
 
+/* One STATUS value shows the engine stopped: RUNNING 0 and IDLE 1 together. */
+static inline bool fpgastream_hw_status_stopped(u32 status)
+{
+	return (status & (FSTR_STATUS_RUNNING | FSTR_STATUS_IDLE)) == FSTR_STATUS_IDLE;
+}
+
 /**
- * fpgastream_hw_wait_idle() - wait for STATUS.IDLE after fpgastream_hw_stop()
- * @hw: the board
+ * fpgastream_hw_wait_idle() - wait until the engine can no longer write memory
+ * @hw: the board, ENABLE cleared (fpgastream_hw_stop())
  * @timeout_us: how long to wait
  *
- * Return: 0 when idle, -ENODEV when the board reads all ones (it is gone
- * and can no longer write memory), -ETIMEDOUT otherwise.
+ * IDLE alone also reads 1 between blocks while the engine still runs
+ * (datasheet 1.1): only one read showing RUNNING 0 and IDLE 1 together
+ * means no block can start any more.
+ *
+ * Return: 0 when stopped, -ENODEV when the board reads all ones (it is
+ * gone and can no longer write memory), -ETIMEDOUT otherwise.
  */
 static inline int fpgastream_hw_wait_idle(const struct fpgastream_hw *hw,
 					  unsigned long timeout_us)
@@ -208,7 +218,8 @@ static inline int fpgastream_hw_wait_idle(const struct fpgastream_hw *hw,
 	int ret;
 
 	ret = readl_poll_timeout(hw->regs + FSTR_REG_STATUS, status,
-				 status & FSTR_STATUS_IDLE, 100, timeout_us);
+				 fpgastream_hw_status_stopped(status) ||
+				 fpgastream_hw_absent(status), 100, timeout_us);
 	if (fpgastream_hw_absent(status))
 		return -ENODEV;
 	return ret;

@@ -86,14 +86,17 @@ static int fpgastream_setup_dma(struct fpgastream_dev *fdev)
 		return ret;
 	}
 	/*
-	 * Let the DMA layer merge segments, never splitting one mid-block, and
-	 * keep bounce buffers block-aligned (swiotlb honours it since 5.12).
-	 * Neither can fail on a PCI device, which has dma_parms; since 6.11
-	 * they return void.
+	 * Let the DMA layer merge segments, never splitting one mid-block,
+	 * across any address boundary (the LUT has none), and keep bounce
+	 * buffers block-aligned (swiotlb honours it since 5.12). None can
+	 * fail on a PCI device, which has dma_parms; since 6.11 the first
+	 * two return void.
 	 */
 	dma_set_max_seg_size(dev, FSTR_MAX_SEG_SIZE);
 	dma_set_min_align_mask(dev, FSTR_BLOCK_SIZE - 1);
+	dma_set_seg_boundary(dev, ULONG_MAX);
 	fdev->translated = fpgastream_dma_translated(dev);
+	fpgastream_bounce_probe(fdev);
 	return 0;
 }
 
@@ -125,29 +128,24 @@ static int fpgastream_probe(struct pci_dev *pdev, const struct pci_device_id *id
 	if (ret)
 		return ret;
 
-	fdev = kzalloc(sizeof(*fdev), GFP_KERNEL);
-	if (!fdev)
-		return -ENOMEM;
+	/* From here on, fdev is freed by the last put_device(). */
+	fdev = fpgastream_cdev_alloc(dev);
+	if (IS_ERR(fdev))
+		return PTR_ERR(fdev);
 	fdev->pdev = pdev;
-	mutex_init(&fdev->lock);
-	spin_lock_init(&fdev->irq_lock);
-	init_waitqueue_head(&fdev->wq);
 
 	ret = fpgastream_map_bars(fdev);
 	if (ret)
-		goto free_fdev;
+		goto put_dev;
 	ret = fpgastream_check_board(fdev);
 	if (ret)
-		goto free_fdev;
+		goto put_dev;
 	ret = fpgastream_setup_dma(fdev);
 	if (ret)
-		goto free_fdev;
+		goto put_dev;
 
-	/* From here on, fdev is freed by the last put_device(). */
-	ret = fpgastream_cdev_prepare(fdev, dev);
-	if (ret)
-		return ret;
-
+	/* Firmware or a kexec'ed kernel may have left the engine running. */
+	pci_clear_master(pdev);
 	fpgastream_quiesce(fdev);
 	pci_set_master(pdev);
 
@@ -181,12 +179,8 @@ free_vectors:
 	pci_free_irq_vectors(pdev);
 clear_master:
 	pci_clear_master(pdev);
+put_dev:
 	put_device(&fdev->dev);
-	return ret;
-
-free_fdev:
-	mutex_destroy(&fdev->lock);
-	kfree(fdev);
 	return ret;
 }
 
@@ -207,6 +201,7 @@ static void fpgastream_remove(struct pci_dev *pdev)
 	fpgastream_teardown(fdev);
 	fpgastream_hw_stop(&fdev->hw);
 	WRITE_ONCE(fdev->gone, true);
+	fpgastream_new_epoch(fdev);
 	mutex_unlock(&fdev->lock);
 
 	free_irq(fdev->irq, fdev);
@@ -225,6 +220,7 @@ static void fpgastream_shutdown(struct pci_dev *pdev)
 	if (!fdev->gone && fdev->running)
 		fpgastream_stop_engine(fdev);
 	mutex_unlock(&fdev->lock);
+	pci_clear_master(pdev);
 }
 
 static const struct pci_device_id fpgastream_pci_ids[] = {

@@ -3,134 +3,95 @@
  * fpgastream: records. Turn the blocks the stream saw complete into
  * struct fpgastream_block records in the reader's buffer (with the loss
  * and timestamp of each), skip what overwrite mode lost, and decide what
- * poll() reports. Called from the char device's read() and poll() with
- * fdev->lock held and the caller's ownership of the mapping checked.
+ * poll() reports. Called from the char device's read() and poll(); user
+ * memory is written with no lock held.
  */
 #include <linux/minmax.h>
 #include <linux/poll.h>
 #include <linux/sched.h>
+#include <linux/slab.h>
 #include <linux/uaccess.h>
 
 #include "fpgastream_drv.h"
 #include "fpgastream_trace.h"
 
-/*
- * Records fpgastream_stream_collect() writes per user-access window; it
- * may reschedule between windows.
+/* Records staged per round: read() copies them with no lock held. */
+#define FPGASTREAM_STAGE_RECORDS	64
+
+/**
+ * struct fpgastream_staging - records computed under fdev->lock, to copy out
+ * @rec: the records, oldest first
+ * @dropped: per record, the drops at the source it accounts for up to
+ *	(while staging: the drops its sample saw)
+ * @nr: records staged
+ * @sample_next: the sample cursor after the last record
+ * @sample_idx: its ring index
+ * @epoch: fpgastream_dev.epoch when staged: the commit is void if it moved
  */
-#define FPGASTREAM_COPY_BATCH	16
+struct fpgastream_staging {
+	struct fpgastream_block rec[FPGASTREAM_STAGE_RECORDS];
+	u64 dropped[FPGASTREAM_STAGE_RECORDS];
+	unsigned int nr;
+	u64 sample_next;
+	u32 sample_idx;
+	u64 epoch;
+};
 
 /**
  * fpgastream_sample_of() - the sample that covers block @seq
- * @s: the stream; caller holds fdev->lock
  * @map: the mapping
  * @seq: a completed block not yet announced, at or after the last one asked
  * @nr_samples: fpgastream_stream.nr_samples, sampled with the completed count
+ * @next: the cursor: number of the oldest sample that may cover @seq
+ * @idx: its ring index
  *
- * Walks forward from the last answer to the first sample whose end lies
- * beyond @seq: amortised constant time per record. @nr_samples bounds the
- * walk even if the ring was overwritten meanwhile (overwrite mode, a
- * reader a ring behind).
+ * Walks the cursor forward to the first sample whose end lies beyond @seq:
+ * amortised constant time per record. Caller holds fdev->irq_lock, so the
+ * handler cannot overwrite the ring meanwhile.
  *
  * Return: the sample.
  */
 static const struct fpgastream_sample *
-fpgastream_sample_of(struct fpgastream_stream *s, const struct fpgastream_mapping *map,
-		     u64 seq, u64 nr_samples)
+fpgastream_sample_of(const struct fpgastream_mapping *map, u64 seq, u64 nr_samples,
+		     u64 *next, u32 *idx)
 {
-	while (s->sample_next + 1 < nr_samples &&
-	       READ_ONCE(map->samples[s->sample_idx].end) <= seq) {
-		s->sample_next++;
-		if (++s->sample_idx == map->nr_blocks)
-			s->sample_idx = 0;
+	while (*next + 1 < nr_samples && map->samples[*idx].end <= seq) {
+		++*next;
+		if (++*idx == map->nr_blocks)
+			*idx = 0;
 	}
-	return &map->samples[s->sample_idx];
+	return &map->samples[*idx];
 }
 
 /**
- * fpgastream_put_records() - write the records of the next blocks to user space
- * @s: the stream; its next @n blocks are complete
- * @map: the mapping
- * @ubuf: room for @n records
- * @n: records to write
- * @nr_samples: fpgastream_stream.nr_samples, sampled with the completed count
- * @slotp: ring slot of @s->next_seq; advanced past the records written
- * @lostp: out: the records' lost fields are added to it
- *
- * Stores the records field by field with unsafe_put_user(): no staging
- * copy on the stack, and no string copy, which costs an iteration per byte
- * on CPUs (and emulators) without fast string moves. Blocks dropped at the
- * source since the previous record are charged to the next one, as the
- * samples recorded them. A record is announced once all its fields are
- * stored, so after a fault the stream stands at the first record not
- * written, which comes again with the next read().
- *
- * Return: records written, fewer than @n only after a fault.
- */
-static size_t fpgastream_put_records(struct fpgastream_stream *s,
-				     const struct fpgastream_mapping *map,
-				     struct fpgastream_block __user *ubuf, size_t n,
-				     u64 nr_samples, u32 *slotp, u64 *lostp)
-{
-	u32 slot = *slotp;
-	size_t i = 0;
-
-	if (!user_write_access_begin(ubuf, n * sizeof(*ubuf)))
-		return 0;
-	for (; i < n; i++) {
-		const struct fpgastream_sample *smp =
-			fpgastream_sample_of(s, map, s->next_seq, nr_samples);
-		u64 dropped = READ_ONCE(smp->dropped);
-		u64 lost = s->pending_lost;
-
-		if (dropped > s->dropped_reported)
-			lost += dropped - s->dropped_reported;
-		unsafe_put_user(s->next_seq, &ubuf[i].seq, fault);
-		unsafe_put_user((u64)slot << FSTR_BLOCK_SHIFT, &ubuf[i].offset, fault);
-		unsafe_put_user(FSTR_BLOCK_SIZE, &ubuf[i].length, fault);
-		unsafe_put_user(lost ? FPGASTREAM_BLOCK_OVERRUN : 0, &ubuf[i].flags,
-				fault);
-		unsafe_put_user(lost, &ubuf[i].lost, fault);
-		unsafe_put_user(READ_ONCE(smp->ts), &ubuf[i].timestamp_ns, fault);
-		s->dropped_reported = max(dropped, s->dropped_reported);
-		s->pending_lost = 0;
-		s->next_seq++;
-		s->announced++;
-		*lostp += lost;
-		if (++slot == map->nr_blocks)
-			slot = 0;
-	}
-fault:
-	user_write_access_end();
-	*slotp = slot;
-	return i;
-}
-
-/**
- * fpgastream_stream_collect() - turn completed blocks into records in the user buffer
+ * fpgastream_stage() - compute the records of the next completed blocks
  * @fdev: the board; caller holds fdev->lock and owns the mapping
- * @buf: user buffer
- * @nr: records that fit in @buf (at least 1)
+ * @st: out: the records and what committing them changes
+ * @nr: room for at most this many (at most FPGASTREAM_STAGE_RECORDS)
+ * @refresh: sample the board first (the first round of a read())
  * @gen: out: fdev->gen as it was when the counters were sampled
  *
- * In overwrite mode a reader more than a ring behind skips to the oldest
- * block still intact; the first record after the gap carries
+ * In overwrite mode a reader a ring behind skips to the oldest block the
+ * board cannot be writing: the slot after the one the next block goes to.
+ * The skip is taken at once, and the first record after the gap carries
  * FPGASTREAM_BLOCK_OVERRUN and the count in @lost, as do blocks dropped at
  * the source. Each block is synced for the CPU before its record is
- * written (when the mapping needs it).
+ * staged (when the mapping needs it). Nothing else changes until
+ * fpgastream_commit(): records are announced once they reached the reader.
  *
- * Return: bytes copied, 0 at the end of a stopped stream, -EIO after a
- * fault, -EFAULT, or -EAGAIN when nothing is ready yet.
+ * Return: records staged, 0 at the end of a stopped stream, -EIO after a
+ * fault, or -EAGAIN when nothing is ready yet.
  */
-ssize_t fpgastream_stream_collect(struct fpgastream_dev *fdev, char __user *buf,
-				  size_t nr, u64 *gen)
+static int fpgastream_stage(struct fpgastream_dev *fdev, struct fpgastream_staging *st,
+			    unsigned int nr, bool refresh, u64 *gen)
 {
-	struct fpgastream_block __user *ubuf = (struct fpgastream_block __user *)buf;
 	struct fpgastream_stream *s = &fdev->s;
 	struct fpgastream_mapping *map = fdev->map;
-	u64 completed, nr_samples, first, lost = 0;
-	size_t done = 0;
+	u64 completed, nr_samples, seq, dropped_reported, pending_lost;
+	/* In flow control the board never writes an unreleased slot. */
+	u32 intact = s->flow_control ? map->nr_blocks : map->nr_blocks - 1;
 	u32 fault, slot;
+	unsigned int i;
 
 	spin_lock_irq(&fdev->irq_lock);
 	/*
@@ -139,16 +100,15 @@ ssize_t fpgastream_stream_collect(struct fpgastream_dev *fdev, char __user *buf,
 	 * overwrite those blocks, and the reader comes back for the rest.
 	 * In overwrite mode only a fresh count tells which blocks survive.
 	 */
-	if (!s->flow_control || s->signalled <= s->next_seq)
+	if (refresh && (!s->flow_control || s->signalled <= s->next_seq))
 		fpgastream_refresh_locked(fdev, false);
 	completed = s->completed;
 	nr_samples = s->nr_samples;
 	fault = s->fault;
 	*gen = fdev->gen;
-	spin_unlock_irq(&fdev->irq_lock);
 
-	if (completed - s->next_seq > map->nr_blocks) {
-		u64 skip = completed - map->nr_blocks - s->next_seq;
+	if (completed - s->next_seq > intact) {
+		u64 skip = completed - intact - s->next_seq;
 
 		s->next_seq += skip;
 		s->pending_lost += skip;
@@ -161,44 +121,234 @@ ssize_t fpgastream_stream_collect(struct fpgastream_dev *fdev, char __user *buf,
 		s->sample_next = nr_samples - map->nr_blocks;
 		s->sample_idx = fpgastream_ring_slot(s->sample_next, map->nr_blocks);
 	}
-	slot = fpgastream_ring_slot(s->next_seq, map->nr_blocks);
-	first = s->next_seq;
+	st->nr = min_t(u64, nr, completed - s->next_seq);
+	st->sample_next = s->sample_next;
+	st->sample_idx = s->sample_idx;
+	/*
+	 * The samples are read here, under irq_lock: the handler writes the
+	 * ring's oldest slot next, which may be the one the first record
+	 * needs.
+	 */
+	for (i = 0, seq = s->next_seq; i < st->nr; i++, seq++) {
+		const struct fpgastream_sample *smp =
+			fpgastream_sample_of(map, seq, nr_samples, &st->sample_next,
+					     &st->sample_idx);
 
-	while (done < nr && s->next_seq < completed) {
-		size_t n = min_t(u64, min(nr - done, FPGASTREAM_COPY_BATCH),
-				 completed - s->next_seq);
-		size_t put;
+		st->rec[i].timestamp_ns = smp->ts;
+		st->dropped[i] = smp->dropped;
+	}
+	spin_unlock_irq(&fdev->irq_lock);
 
-		if (map->need_sync) {
-			u32 blk = slot;
-			size_t i;
-
-			for (i = 0; i < n; i++) {
-				fpgastream_map_sync_block(fdev, map, blk, true);
-				if (++blk == map->nr_blocks)
-					blk = 0;
-			}
-		}
-		put = fpgastream_put_records(s, map, ubuf + done, n, nr_samples,
-					     &slot, &lost);
-		done += put;
-		if (put < n)
-			break;
-		cond_resched();
+	if (!st->nr) {
+		s->more = false;
+		if (fault)
+			return -EIO;
+		if (fdev->started && !fdev->running)
+			return 0;
+		return -EAGAIN;
 	}
 
+	st->epoch = fdev->epoch;
+	seq = s->next_seq;
+	slot = fpgastream_ring_slot(seq, map->nr_blocks);
+	dropped_reported = s->dropped_reported;
+	pending_lost = s->pending_lost;
+	for (i = 0; i < st->nr; i++, seq++) {
+		u64 dropped = st->dropped[i];
+		u64 lost = pending_lost;
+
+		if (dropped > dropped_reported)
+			lost += dropped - dropped_reported;
+		dropped_reported = max(dropped, dropped_reported);
+		pending_lost = 0;
+
+		fpgastream_map_sync_block(fdev, map, slot, true);
+		st->rec[i].seq = seq;
+		st->rec[i].offset = (u64)slot << FSTR_BLOCK_SHIFT;
+		st->rec[i].length = FSTR_BLOCK_SIZE;
+		st->rec[i].flags = lost ? FPGASTREAM_BLOCK_OVERRUN : 0;
+		st->rec[i].lost = lost;
+		st->dropped[i] = dropped_reported;
+		if (++slot == map->nr_blocks)
+			slot = 0;
+	}
+	return st->nr;
+}
+
+/**
+ * fpgastream_commit() - announce the first @n staged records
+ * @fdev: the board; caller holds fdev->lock, the epoch is the staging's
+ * @st: the staging
+ * @n: records that reached the reader, at most @st->nr
+ */
+static void fpgastream_commit(struct fpgastream_dev *fdev,
+			      const struct fpgastream_staging *st, unsigned int n)
+{
+	struct fpgastream_stream *s = &fdev->s;
+	u64 completed;
+
+	if (!n)
+		return;
+	s->next_seq += n;
+	s->announced += n;
+	s->pending_lost = 0;
+	s->dropped_reported = st->dropped[n - 1];
+	/* A partial commit keeps the old cursor: walking on from it is right. */
+	if (n == st->nr) {
+		s->sample_next = st->sample_next;
+		s->sample_idx = st->sample_idx;
+	}
+	spin_lock_irq(&fdev->irq_lock);
+	completed = s->completed;
+	spin_unlock_irq(&fdev->irq_lock);
 	s->more = s->next_seq < completed;
-	if (done) {
-		trace_fpgastream_read(fdev->minor, first, done, lost);
-		return done * sizeof(*ubuf);
-	}
-	if (s->next_seq < completed)
-		return -EFAULT;
-	if (fault)
-		return -EIO;
-	if (fdev->started && !fdev->running)
+}
+
+/**
+ * fpgastream_put_records() - write staged records to the reader's buffer
+ * @ubuf: room for @n records
+ * @rec: the records
+ * @n: how many
+ *
+ * Field by field with unsafe_put_user(), with no lock held: the buffer may
+ * fault for as long as its owner likes (userfaultfd, FUSE). No string
+ * copy either, which costs an iteration per byte on CPUs (and emulators)
+ * without fast string moves.
+ *
+ * Return: whole records written, fewer than @n only after a fault.
+ */
+static unsigned int fpgastream_put_records(struct fpgastream_block __user *ubuf,
+					   const struct fpgastream_block *rec,
+					   unsigned int n)
+{
+	unsigned int i = 0;
+
+	if (!user_write_access_begin(ubuf, n * sizeof(*ubuf)))
 		return 0;
-	return -EAGAIN;
+	for (; i < n; i++) {
+		unsafe_put_user(rec[i].seq, &ubuf[i].seq, fault);
+		unsafe_put_user(rec[i].offset, &ubuf[i].offset, fault);
+		unsafe_put_user(rec[i].length, &ubuf[i].length, fault);
+		unsafe_put_user(rec[i].flags, &ubuf[i].flags, fault);
+		unsafe_put_user(rec[i].lost, &ubuf[i].lost, fault);
+		unsafe_put_user(rec[i].timestamp_ns, &ubuf[i].timestamp_ns, fault);
+	}
+fault:
+	user_write_access_end();
+	return i;
+}
+
+/* Take fdev->lock as read() may: never sleeping on it with O_NONBLOCK. */
+static int fpgastream_read_lock(struct fpgastream_dev *fdev, bool nonblock)
+{
+	if (nonblock)
+		return mutex_trylock(&fdev->lock) ? 0 : -EAGAIN;
+	return mutex_lock_interruptible(&fdev->lock) ? -ERESTARTSYS : 0;
+}
+
+/**
+ * fpgastream_records_read() - read(): records of completed blocks
+ * @fdev: the board
+ * @file: the reader's file, which must own the mapping
+ * @buf: the reader's buffer
+ * @nr: records that fit in @buf (at least 1)
+ * @nonblock: O_NONBLOCK: never sleep, not even on a lock
+ *
+ * Rounds of: stage records under fdev->lock, copy them out with no lock
+ * held, commit what was copied under the lock again. So a buffer that
+ * faults for ever stalls only this reader and the readers of the same
+ * mapping behind it (fdev->reading): poll(), sysfs, the other ioctls and
+ * remove() go on. Blocks until a record is ready unless @nonblock; a
+ * signal gives -ERESTARTSYS unless records were gathered already.
+ *
+ * Return: bytes of records, 0 at the end of a stopped stream, or -EIO,
+ * -EFAULT, -EAGAIN, -EINVAL, -ENODEV, -ENOMEM, -ERESTARTSYS.
+ */
+ssize_t fpgastream_records_read(struct fpgastream_dev *fdev, struct file *file,
+				char __user *buf, size_t nr, bool nonblock)
+{
+	struct fpgastream_block __user *ubuf = (struct fpgastream_block __user *)buf;
+	struct fpgastream_staging *st;
+	u64 first = 0, lost = 0, gen = 0;
+	bool counted = false;
+	size_t done = 0;
+	int ret;
+
+	st = kmalloc(sizeof(*st), GFP_KERNEL);
+	if (!st)
+		return -ENOMEM;
+	for (;;) {
+		unsigned int put, i;
+
+		ret = fpgastream_read_lock(fdev, nonblock);
+		if (ret)
+			break;
+		ret = fpgastream_check_owner(fdev, file);
+		if (!ret && fdev->reading)
+			ret = -EBUSY;
+		if (!ret) {
+			if (!counted)
+				fdev->s.read_calls++;
+			ret = fpgastream_stage(fdev, st,
+					       min_t(size_t, nr - done,
+						     FPGASTREAM_STAGE_RECORDS),
+					       !counted, &gen);
+			counted = true;
+			if (ret > 0)
+				fdev->reading = true;
+		}
+		mutex_unlock(&fdev->lock);
+
+		if (ret > 0) {
+			put = fpgastream_put_records(ubuf + done, st->rec, st->nr);
+			mutex_lock(&fdev->lock);
+			if (!fdev->gone && fdev->epoch == st->epoch) {
+				fdev->reading = false;
+				fpgastream_commit(fdev, st, put);
+			}
+			mutex_unlock(&fdev->lock);
+			wake_up_interruptible_all(&fdev->wq);
+
+			if (put && !done)
+				first = st->rec[0].seq;
+			for (i = 0; i < put; i++)
+				lost += st->rec[i].lost;
+			done += put;
+			if (put < st->nr) {
+				ret = -EFAULT;
+				break;
+			}
+			if (done == nr || st->nr < FPGASTREAM_STAGE_RECORDS)
+				break;
+			continue;
+		}
+		if (done)
+			break;
+		if (ret == -EBUSY) {
+			/* Another reader of the mapping is copying out. */
+			if (nonblock) {
+				ret = -EAGAIN;
+				break;
+			}
+			if (wait_event_interruptible(fdev->wq, !READ_ONCE(fdev->reading) ||
+						     READ_ONCE(fdev->gone))) {
+				ret = -ERESTARTSYS;
+				break;
+			}
+			continue;
+		}
+		if (ret != -EAGAIN || nonblock)
+			break;
+		if (wait_event_interruptible(fdev->wq, READ_ONCE(fdev->gen) != gen)) {
+			ret = -ERESTARTSYS;
+			break;
+		}
+	}
+	kfree(st);
+	if (!done)
+		return ret;
+	trace_fpgastream_read(fdev->minor, first, done, lost);
+	return done * sizeof(*ubuf);
 }
 
 /**

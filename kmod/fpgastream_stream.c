@@ -10,14 +10,23 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/interrupt.h>
+#include <linux/lockdep.h>
 #include <linux/ktime.h>
 #include <linux/minmax.h>
+#include <linux/sched.h>
 #include <linux/string.h>
 
 #include "fpgastream_drv.h"
 
 #define CREATE_TRACE_POINTS
 #include "fpgastream_trace.h"
+
+/*
+ * The longest a completed block may go unsignalled when the program asked
+ * for no coalescing time (the contract: irq_coalesce_usec or 10 ms,
+ * whichever is longer).
+ */
+#define FPGASTREAM_MAX_SILENCE_USEC	10000
 
 /* STATUS.IDLE is due within 10 ms; allow for stalls (the emulator: 50 ms). */
 #define FSTR_IDLE_TIMEOUT_US	(100 * USEC_PER_MSEC)
@@ -72,9 +81,9 @@ static void fpgastream_sample_add(struct fpgastream_stream *s,
 {
 	struct fpgastream_sample *smp = &map->samples[s->sample_head];
 
-	WRITE_ONCE(smp->end, s->completed);
-	WRITE_ONCE(smp->ts, now);
-	WRITE_ONCE(smp->dropped, s->dropped);
+	smp->end = s->completed;
+	smp->ts = now;
+	smp->dropped = s->dropped;
 	if (++s->sample_head == map->nr_blocks)
 		s->sample_head = 0;
 	s->nr_samples++;
@@ -107,6 +116,7 @@ bool fpgastream_refresh_locked(struct fpgastream_dev *fdev, bool check_status)
 	u32 status = 0;
 	u32 delta;
 
+	lockdep_assert_held(&fdev->irq_lock);
 	if (!s->active)
 		return false;
 	fpgastream_hw_read_counters(&fdev->hw, &c);
@@ -237,6 +247,7 @@ int fpgastream_stop_engine(struct fpgastream_dev *fdev)
 	struct fpgastream_stream *s = &fdev->s;
 	int ret;
 
+	lockdep_assert_held(&fdev->lock);
 	fpgastream_hw_stop(&fdev->hw);
 	ret = fpgastream_hw_wait_idle(&fdev->hw, FSTR_IDLE_TIMEOUT_US);
 
@@ -253,7 +264,7 @@ int fpgastream_stop_engine(struct fpgastream_dev *fdev)
 		fpgastream_hw_soft_reset(&fdev->hw);
 		ret = fpgastream_hw_wait_idle(&fdev->hw, FSTR_IDLE_TIMEOUT_US);
 	}
-	if (ret == -ETIMEDOUT)
+	if (ret == -ETIMEDOUT && trace_fpgastream_fault_enabled())
 		trace_fpgastream_fault(fdev->minor, fpgastream_hw_status(&fdev->hw),
 				       FPGASTREAM_FAULT_NOT_IDLE);
 	else if (ret == -ENODEV)
@@ -279,6 +290,7 @@ void fpgastream_teardown(struct fpgastream_dev *fdev)
 {
 	struct fpgastream_mapping *map = fdev->map;
 
+	lockdep_assert_held(&fdev->lock);
 	if (!map)
 		return;
 	if (fpgastream_stop_engine(fdev)) {
@@ -291,6 +303,7 @@ void fpgastream_teardown(struct fpgastream_dev *fdev)
 	fdev->map = NULL;
 	fdev->owner = NULL;
 	fdev->started = false;
+	fpgastream_new_epoch(fdev);
 	fpgastream_wake(fdev);
 }
 
@@ -300,6 +313,7 @@ void fpgastream_teardown(struct fpgastream_dev *fdev)
  */
 void fpgastream_stream_reset(struct fpgastream_dev *fdev)
 {
+	fpgastream_new_epoch(fdev);
 	spin_lock_irq(&fdev->irq_lock);
 	memset(&fdev->s, 0, sizeof(fdev->s));
 	spin_unlock_irq(&fdev->irq_lock);
@@ -324,6 +338,28 @@ void fpgastream_get_stats(struct fpgastream_dev *fdev, struct fpgastream_stats *
 	st->blocks_released = s->released;
 	st->blocks_overwritten = s->overwritten;
 	st->read_calls = s->read_calls;
+}
+
+/*
+ * A new stream lets the board write every slot again: the blocks the last
+ * one announced and the program did not release were synced for the CPU
+ * and must be handed back to the device first (non-coherent platforms).
+ */
+static void fpgastream_sync_held_for_device(struct fpgastream_dev *fdev)
+{
+	struct fpgastream_stream *s = &fdev->s;
+	struct fpgastream_mapping *map = fdev->map;
+	u64 n = s->next_seq - s->rel_seq, i;
+	u32 blk;
+
+	if (!map->need_sync || !n)
+		return;
+	blk = fpgastream_ring_slot(s->rel_seq, map->nr_blocks);
+	for (i = 0; i < n; i++) {
+		fpgastream_map_sync_block(fdev, map, blk, false);
+		if (++blk == map->nr_blocks)
+			blk = 0;
+	}
 }
 
 /**
@@ -362,8 +398,19 @@ int fpgastream_stream_start(struct fpgastream_dev *fdev, u32 flags,
 		dev_err_ratelimited(&fdev->pdev->dev, "soft reset did not complete\n");
 		return -EIO;
 	}
-	fpgastream_hw_set_coalesce(&fdev->hw, coalesce_count, coalesce_usec);
+	/*
+	 * Without a coalescing time the board signals only every
+	 * coalesce_count blocks, which a flow-controlled ring (or a program
+	 * holding blocks back) may never reach: a reader would sleep for
+	 * ever on completed blocks. The board's own timer bounds that at
+	 * FPGASTREAM_MAX_SILENCE_USEC, for free.
+	 */
+	fpgastream_hw_set_coalesce(&fdev->hw, coalesce_count,
+				   coalesce_usec || coalesce_count <= 1 ?
+				   coalesce_usec : FPGASTREAM_MAX_SILENCE_USEC);
 
+	fpgastream_sync_held_for_device(fdev);
+	fpgastream_new_epoch(fdev);
 	spin_lock_irq(&fdev->irq_lock);
 	memset(s, 0, sizeof(*s));
 	s->flow_control = flags & FPGASTREAM_START_FLOW_CONTROL;
@@ -398,6 +445,7 @@ int fpgastream_stream_release(struct fpgastream_dev *fdev, u64 count)
 	bool changed;
 	u64 live, i;
 
+	lockdep_assert_held(&fdev->lock);
 	if (count > s->announced - s->released)
 		return -EINVAL;
 
@@ -411,6 +459,8 @@ int fpgastream_stream_release(struct fpgastream_dev *fdev, u64 count)
 			fpgastream_map_sync_block(fdev, map, blk, false);
 			if (++blk == map->nr_blocks)
 				blk = 0;
+			if (!(i % 64))
+				cond_resched();
 		}
 	}
 	s->rel_seq += live;
