@@ -139,22 +139,21 @@ static bool fpgastream_map_need_sync(struct device *dev,
 	return false;
 }
 
-/* Mark the blocks whose pages are not physically contiguous. */
+/*
+ * Mark the blocks whose pages are not physically contiguous: those an sg
+ * entry boundary cuts, since sg_alloc_table_from_pages_segment() merges
+ * every physically contiguous run (and caps entries at block multiples).
+ */
 static void fpgastream_mark_scattered(struct fpgastream_mapping *map)
 {
-	const unsigned int per_block = FSTR_BLOCK_SIZE >> PAGE_SHIFT;
-	u32 blk;
+	struct scatterlist *sg;
 	unsigned int i;
+	u64 off = 0;
 
-	for (blk = 0; blk < map->nr_blocks; blk++) {
-		struct page **pages = map->pages + (size_t)blk * per_block;
-
-		for (i = 1; i < per_block; i++) {
-			if (page_to_pfn(pages[i]) != page_to_pfn(pages[i - 1]) + 1) {
-				__set_bit(blk, map->scattered_map);
-				break;
-			}
-		}
+	for_each_sgtable_sg(&map->sgt, sg, i) {
+		if (off & (FSTR_BLOCK_SIZE - 1))
+			__set_bit(off >> FSTR_BLOCK_SHIFT, map->scattered_map);
+		off += sg->length;
 	}
 }
 

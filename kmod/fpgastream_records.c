@@ -259,7 +259,9 @@ static int fpgastream_read_lock(struct fpgastream_dev *fdev, bool nonblock)
  * faults for ever stalls only this reader and the readers of the same
  * mapping behind it (fdev->reading): poll(), sysfs, the other ioctls and
  * remove() go on. Blocks until a record is ready unless @nonblock; a
- * signal gives -ERESTARTSYS unless records were gathered already.
+ * signal gives -ERESTARTSYS unless records were gathered already. With
+ * @nonblock the only wait is the commit's, behind a STOP or START that
+ * holds the lock on the same board at that moment (milliseconds).
  *
  * Return: bytes of records, 0 at the end of a stopped stream, or -EIO,
  * -EFAULT, -EAGAIN, -EINVAL, -ENODEV, -ENOMEM, -ERESTARTSYS.
@@ -274,9 +276,10 @@ ssize_t fpgastream_records_read(struct fpgastream_dev *fdev, struct file *file,
 	size_t done = 0;
 	int ret;
 
-	st = kmalloc(sizeof(*st), GFP_KERNEL);
+	/* O_NONBLOCK must not wait for reclaim either. */
+	st = kmalloc(sizeof(*st), nonblock ? GFP_NOWAIT | __GFP_NOWARN : GFP_KERNEL);
 	if (!st)
-		return -ENOMEM;
+		return nonblock ? -EAGAIN : -ENOMEM;
 	for (;;) {
 		unsigned int put, i;
 
@@ -307,7 +310,9 @@ ssize_t fpgastream_records_read(struct fpgastream_dev *fdev, struct file *file,
 				fpgastream_commit(fdev, st, put);
 			}
 			mutex_unlock(&fdev->lock);
-			wake_up_interruptible_all(&fdev->wq);
+			/* Only readers waiting for @reading care; pollers lost nothing. */
+			if (wq_has_sleeper(&fdev->wq))
+				wake_up_interruptible_all(&fdev->wq);
 
 			if (put && !done)
 				first = st->rec[0].seq;
