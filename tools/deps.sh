@@ -13,6 +13,7 @@ packages=(
 	busybox-static seabios ipxe-qemu qemu-system-data
 	linux-image-amd64 linux-headers-amd64 linux-source-6.1
 	libelf-dev libssl-dev dkms debootstrap debian-archive-keyring udev
+	libsmartcols-dev
 	# kmod/'s static checks (make lint): sparse, and coccinelle with the
 	# OCaml compiler that its OCaml-scripted rules need at run time
 	# (coccicheck stops at the first one without it).

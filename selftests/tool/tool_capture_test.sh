@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0-only
 #
 # The fpgastream tool (and docs/example.c) against the module and the
-# reference device, in the VM under busybox sh.  Prints TAP.  The test, not
+# reference device, in the VM under busybox sh: every command, the board
+# given every way, the rules for sizes, durations and numbers, exit codes
+# and messages (tool_json_test checks the JSON output).  Prints TAP.  The test, not
 # the tool, sets the emulator's seed and rate through the board's BAR0 test
 # block (devmem on resource0's physical address; the VM boots iomem=relaxed).
 
@@ -59,6 +61,18 @@ iommu=no
 fpgastream info | grep -q '^iommu: *yes' && iommu=yes
 echo "# board $bdf, BAR0 $bar0, iommu $iommu"
 
+# expect_grep NAME WANT GOT PATTERN FILE: ok when the exit status GOT is
+# WANT and FILE has a line matching PATTERN (grep -E)
+expect_grep() {
+	if [ "$3" = "$2" ] && grep -Eq -- "$4" "$5"; then
+		ok "$1"
+	else
+		not_ok "$1"
+		echo "# exit status $3, want $2 and a line matching '$4'"
+		show "$5"
+	fi
+}
+
 pins_balanced() {
 	a=$(awk '$1 == "nr_foll_pin_acquired" { print $2 }' /proc/vmstat)
 	r=$(awk '$1 == "nr_foll_pin_released" { print $2 }' /proc/vmstat)
@@ -78,6 +92,32 @@ check "info shows the block size and LUT capacity" \
 	sh -c "grep -q '^block size: *65536' '$T/info' && grep -q '^lut capacity: *[0-9]' '$T/info'"
 fpgastream stats fpgastream0 >"$T/stats" 2>&1
 expect_rc "stats by name exits 0" 0 $? "$T/stats"
+node=$(cat "/sys/bus/pci/devices/$bdf/numa_node" 2>/dev/null)
+[ -n "$node" ] && [ "$node" -lt 0 ] && node=none
+check "info shows the NUMA node of the PCI device ($node)" grep -q "^numa node: *$node\$" "$T/info"
+
+# --- the board is given the same way in every command ---
+# -d takes an index, a name, a path or a PCI address, with or without its
+# domain; info and stats also take it as their argument.
+for d in 0 fpgastream0 /dev/fpgastream0 "$bdf" "${bdf#0000:}"; do
+	fpgastream info -d "$d" >"$T/infod" 2>&1
+	expect_grep "info -d $d is board 0" 0 $? '^device: */dev/fpgastream0$' "$T/infod"
+done
+fpgastream stats -d "$bdf" >"$T/statsd" 2>&1
+expect_rc "stats -d PCI address exits 0" 0 $? "$T/statsd"
+fpgastream list -d "$bdf" >"$T/listd" 2>&1
+expect_grep "list -d PCI address shows that board" 0 $? "^/dev/fpgastream0 +$bdf " "$T/listd"
+check "... and that board alone" [ "$(wc -l <"$T/listd" | tr -d ' ')" = 2 ]
+fpgastream list -d 7 >"$T/list7" 2>&1
+expect_grep "list -d of a missing board exits 3 saying so" 3 $? "no such board" "$T/list7"
+fpgastream capture -d "${bdf#0000:}" -b 1M -n 5 -o "$T/d.bin" 2>"$T/capd.err"
+expect_rc "capture -d PCI address exits 0" 0 $? "$T/capd.err"
+fpgastream capture -d 0000:00:1f.7 -b 1M -n 5 2>"$T/capd7.err"
+expect_grep "a PCI address without a board exits 3 saying so" 3 $? \
+	"no fpgastream board at this PCI address" "$T/capd7.err"
+fpgastream list --json >"$T/list.json" 2>&1
+expect_grep "list --json prints the boards object (tool_json_test checks it all)" 0 $? \
+	'^ *"boards": \[' "$T/list.json"
 
 # --- capture to a file, verify online and offline ---
 fpgastream capture -n 300 -b 4M -o "$T/c.bin" --verify=$SEED 2>"$T/cap.err"
@@ -112,6 +152,72 @@ check "capture -s 1M -o - writes 16 blocks to standard output" \
 fpgastream verify - --seed $SEED <"$T/stdout.bin" >"$T/stdin.out" 2>&1
 expect_rc "verify - reads standard input" 0 $? "$T/stdin.out"
 rm -f "$T/c.bin" "$T/stdout.bin"
+
+# --- sizes, durations and numbers: one set of rules for every option ---
+# blocks_of FILE: its size in 64 KiB blocks
+blocks_of() { echo $(($(size_of "$1") / 65536)); }
+# capture_blocks NAME WANT ARGS...: capture ARGS to a file, WANT blocks in it
+capture_blocks() {
+	name=$1 want=$2
+	shift 2
+	fpgastream capture "$@" -o "$T/u.bin" 2>"$T/u.err"
+	rc=$?
+	got=$(blocks_of "$T/u.bin")
+	if [ $rc = 0 ] && [ "$got" = "$want" ]; then
+		ok "$name"
+	else
+		not_ok "$name"
+		echo "# exit status $rc, $got blocks, want $want"; show "$T/u.err"
+	fi
+	rm -f "$T/u.bin"
+}
+capture_blocks "-s 1.5M is 1.5 MiB: 24 blocks" 24 -b 1M -s 1.5M
+capture_blocks "-s 1.5MiB is the same 24 blocks" 24 -b 1M -s 1.5MiB
+capture_blocks "-s 2MB is 2000000 bytes (SI), rounded up to 31 blocks" 31 -b 1M -s 2MB
+capture_blocks "-s 100kB is 100000 bytes: 2 blocks" 2 -b 1M -s 100kB
+capture_blocks "a 1.5M buffer streams" 40 -b 1.5M -n 40
+fpgastream bench -b 1.5M -r 1 -t 100ms >"$T/bench15" 2>&1
+expect_grep "-b 1.5M is a buffer of 1.5 MiB, 24 blocks (bench -t 100ms)" 0 $? \
+	"^buffer: 1.5 MiB in .*, 24 LUT entries" "$T/bench15"
+capture_blocks "-n 010 is ten blocks, decimal" 10 -b 1M -n 010
+capture_blocks "-n 0x10 is sixteen blocks" 16 -b 1M -n 0x10
+capture_blocks "-s 64K with --size spelled out" 1 -b 1M --size=64K
+fpgastream verify "$T/d.bin" --seed 24301 >"$T/vdec.out" 2>&1
+expect_rc "verify --seed takes the seed in decimal too (24301 = $SEED)" 0 $? "$T/vdec.out"
+rm -f "$T/d.bin"
+
+# secs FILE: the seconds a capture's summary says it took
+secs() { sed -n 's/.*captured [0-9]* blocks (.*) in \([0-9.]*\) s:.*/\1/p' "$1"; }
+# within X LO HI: LO <= X < HI, X a decimal number
+within() { awk -v x="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(x != "" && x >= lo && x < hi) }'; }
+emu $EMU_RATE 50
+for spec in "2s 1.9 4" "1500ms 1.4 3.5" "1.5 1.4 3.5"; do
+	set -- $spec
+	fpgastream capture -b 1M -t "$1" -o /dev/null 2>"$T/t.err"
+	rc=$?
+	t=$(secs "$T/t.err")
+	if [ $rc = 0 ] && within "$t" "$2" "$3"; then
+		ok "-t $1 stops after $t s"
+	else
+		not_ok "-t $1 stops after $2 to $3 s"
+		echo "# exit status $rc"; show "$T/t.err"
+	fi
+done
+# -t 1m is a minute, not a second: still running when SIGINT comes at 3 s.
+fpgastream capture -b 1M -t 1m -o /dev/null 2>"$T/t.err" &
+pid=$!
+sleep 3
+kill -INT $pid
+wait $pid
+rc=$?
+t=$(secs "$T/t.err")
+if [ $rc = 0 ] && grep -q "stopped by signal" "$T/t.err" && within "$t" 2.5 30; then
+	ok "-t 1m is a minute: still running after $t s"
+else
+	not_ok "-t 1m is a minute: still running after 3 s"
+	echo "# exit status $rc"; show "$T/t.err"
+fi
+emu $EMU_RATE 0
 
 # --- overwrite mode with a slow writer: the loss is reported ---
 (fpgastream capture --overwrite -b 1M -n 200 -o - 2>"$T/ow.err"; echo $? >"$T/ow.rc") |
@@ -244,13 +350,7 @@ fi
 
 # --- errors ---
 fpgastream capture -d 7 -b 8M -n 1 2>"$T/nodev.err"
-rc=$?
-if [ $rc = 3 ] && grep -q "no such board" "$T/nodev.err"; then
-	ok "a missing board exits 3 saying so"
-else
-	not_ok "a missing board exits 3 saying so"
-	echo "# exit status $rc"; show "$T/nodev.err"
-fi
+expect_grep "a missing board exits 3 saying so" 3 $? "no such board" "$T/nodev.err"
 fpgastream capture -b 8M -n 1 -o /nonexistent/dir/file 2>"$T/noout.err"
 expect_rc "an output that cannot be created exits 3" 3 $? "$T/noout.err"
 
@@ -283,6 +383,28 @@ usage fpgastream verify
 usage fpgastream verify a b
 usage fpgastream verify f --seed
 usage fpgastream bench -r 0
+usage fpgastream bench -r 1001
+usage fpgastream info 0 -d 0
+usage fpgastream stats -d 0 -d 1
+usage fpgastream list -d
+usage fpgastream capture -s 1.3K
+usage fpgastream capture -s 1.5
+usage fpgastream capture -s 1PB
+usage fpgastream capture -s 99999999999T
+usage fpgastream capture -s .
+usage fpgastream capture -s 1e3
+usage fpgastream capture -s 0x10
+usage fpgastream capture -b 64MB
+usage fpgastream capture -n 1K
+usage fpgastream capture -n 1e3
+usage fpgastream capture -n -5
+usage fpgastream capture -n 18446744073709551616
+usage fpgastream capture -t 0s
+usage fpgastream capture -t 5x
+usage fpgastream capture -t 1h30
+usage fpgastream capture -t 1e3
+usage fpgastream capture --coalesce 4294967296
+usage fpgastream verify f --seed 0x
 
 for c in list info stats capture verify bench; do
 	fpgastream $c --help >"$T/help" 2>&1
@@ -292,7 +414,16 @@ for c in list info stats capture verify bench; do
 	else
 		not_ok "fpgastream $c --help"
 	fi
+	case $c in verify) continue ;; esac
+	check "fpgastream $c --help documents -d DEV with a PCI address" \
+		sh -c "grep -q -- '-d, --device DEV' '$T/help' && grep -q 'PCI address' '$T/help'"
+	case $c in list|info|stats)
+		check "fpgastream $c --help documents --json" grep -q -- "-J, --json" "$T/help" ;;
+	esac
 done
+fpgastream --help >"$T/help" 2>&1
+check "fpgastream --help gives the rules for sizes and durations" \
+	sh -c "grep -q 'powers of' '$T/help' && grep -q 'KB, MB, GB, TB' '$T/help' && grep -q '90s, 5m, 2h' '$T/help'"
 fpgastream --help >"$T/help" 2>&1 && grep -q "Exit status" "$T/help"
 check "fpgastream --help documents the exit status" [ $? = 0 ]
 fpgastream --version >"$T/help" 2>&1 && grep -q "^fpgastream [0-9]" "$T/help"
