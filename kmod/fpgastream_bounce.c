@@ -70,6 +70,13 @@ void fpgastream_bounce_probe(struct fpgastream_dev *fdev)
 		return;
 	if (!dma_addressing_limited(dev))
 		return;
+	/*
+	 * Limited although the mask covers all memory: a bus limit of the
+	 * platform the driver cannot see, so it cannot tell which entries
+	 * bounce. Say all do.
+	 */
+	if (dma_get_mask(dev) >= dma_get_required_mask(dev))
+		return;
 	page = alloc_page(GFP_KERNEL | GFP_DMA32 | __GFP_ZERO);
 	if (!page)
 		return;

@@ -69,6 +69,7 @@ static int fpgastream_ioc_map(struct fpgastream_dev *fdev, struct file *file,
 {
 	struct fpgastream_map m;
 	struct fpgastream_mapping *map;
+	u64 epoch = 0;
 	int ret;
 
 	if (copy_from_user(&m, arg, sizeof(m)))
@@ -92,8 +93,9 @@ static int fpgastream_ioc_map(struct fpgastream_dev *fdev, struct file *file,
 		ret = -EIO;
 	else
 		ret = 0;
-	fdev->map_pending = !ret;
-	mutex_unlock(&fdev->lock);
+	if (!ret)
+		fdev->map_pending = true;
+	fpgastream_unlock(fdev);
 	if (ret)
 		return ret;
 
@@ -101,9 +103,9 @@ static int fpgastream_ioc_map(struct fpgastream_dev *fdev, struct file *file,
 
 	mutex_lock(&fdev->lock);
 	fdev->map_pending = false;
-	if (!ret && fdev->gone) {
+	if (!ret && (fdev->gone || WARN_ON_ONCE(fdev->map))) {
 		fpgastream_map_unpin(map);
-		ret = -ENODEV;
+		ret = fdev->gone ? -ENODEV : -EBUSY;
 	}
 	if (!ret)
 		ret = fpgastream_map_dma(fdev, map, m.flags);
@@ -120,16 +122,18 @@ static int fpgastream_ioc_map(struct fpgastream_dev *fdev, struct file *file,
 		m.nr_blocks = map->nr_blocks;
 		m.nr_segments = map->nr_segments;
 		m.mapped_flags = map->mapped_flags;
+		epoch = fdev->epoch;
 	}
-	mutex_unlock(&fdev->lock);
+	fpgastream_unlock(fdev);
 	if (ret)
 		return ret;
 
 	if (copy_to_user(arg, &m, sizeof(m))) {
+		/* Undo it, unless the mapping was used or replaced meanwhile. */
 		mutex_lock(&fdev->lock);
-		if (fdev->map == map && !fdev->gone)
+		if (fdev->epoch == epoch && fdev->owner == file && !fdev->gone)
 			fpgastream_teardown(fdev);
-		mutex_unlock(&fdev->lock);
+		fpgastream_unlock(fdev);
 		return -EFAULT;
 	}
 	return 0;
@@ -143,7 +147,7 @@ static int fpgastream_ioc_unmap(struct fpgastream_dev *fdev, struct file *file)
 	ret = fpgastream_check_owner(fdev, file);
 	if (!ret)
 		fpgastream_teardown(fdev);
-	mutex_unlock(&fdev->lock);
+	fpgastream_unlock(fdev);
 	return ret;
 }
 
@@ -164,7 +168,7 @@ static int fpgastream_ioc_start(struct fpgastream_dev *fdev, struct file *file,
 	if (!ret)
 		ret = fpgastream_stream_start(fdev, st.flags, st.irq_coalesce_count,
 					      st.irq_coalesce_usec);
-	mutex_unlock(&fdev->lock);
+	fpgastream_unlock(fdev);
 	return ret;
 }
 
@@ -179,7 +183,7 @@ static int fpgastream_ioc_stop(struct fpgastream_dev *fdev, struct file *file)
 		if (ret)
 			dev_err(&fdev->pdev->dev, "engine never went idle after stop\n");
 	}
-	mutex_unlock(&fdev->lock);
+	fpgastream_unlock(fdev);
 	return ret;
 }
 
@@ -196,7 +200,7 @@ static int fpgastream_ioc_release(struct fpgastream_dev *fdev, struct file *file
 	ret = fpgastream_check_owner(fdev, file);
 	if (!ret)
 		ret = fpgastream_stream_release(fdev, count);
-	mutex_unlock(&fdev->lock);
+	fpgastream_unlock(fdev);
 	return ret;
 }
 
@@ -206,11 +210,11 @@ static int fpgastream_ioc_stats(struct fpgastream_dev *fdev, void __user *arg)
 
 	mutex_lock(&fdev->lock);
 	if (fdev->gone) {
-		mutex_unlock(&fdev->lock);
+		fpgastream_unlock(fdev);
 		return -ENODEV;
 	}
 	fpgastream_get_stats(fdev, &st);
-	mutex_unlock(&fdev->lock);
+	fpgastream_unlock(fdev);
 	return copy_to_user(arg, &st, sizeof(st)) ? -EFAULT : 0;
 }
 
@@ -271,7 +275,7 @@ static __poll_t fpgastream_poll(struct file *file, poll_table *wait)
 		mask = EPOLLERR;
 	else
 		mask = fpgastream_stream_poll(fdev);
-	mutex_unlock(&fdev->lock);
+	fpgastream_unlock(fdev);
 	return mask;
 }
 
@@ -293,7 +297,7 @@ static int fpgastream_release(struct inode *inode, struct file *file)
 	mutex_lock(&fdev->lock);
 	if (fdev->owner == file && !fdev->gone)
 		fpgastream_teardown(fdev);
-	mutex_unlock(&fdev->lock);
+	fpgastream_unlock(fdev);
 	put_device(&fdev->dev);
 	return 0;
 }

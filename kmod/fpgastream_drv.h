@@ -11,6 +11,7 @@
 #ifndef FPGASTREAM_DRV_H
 #define FPGASTREAM_DRV_H
 
+#include <linux/bitops.h>
 #include <linux/cdev.h>
 #include <linux/device.h>
 #include <linux/interrupt.h>
@@ -194,6 +195,11 @@ struct fpgastream_stream {
  * @epoch: bumped whenever the mapping or the stream is replaced or torn
  *	down (MAP, START, UNMAP, removal): a reader's staged records are
  *	committed only if it did not move meanwhile
+ * @read_claim: bumped by each read() round that stages records; a round
+ *	commits only if it still holds the claim (another reader took it
+ *	over after FPGASTREAM_READ_TAKEOVER_MS otherwise)
+ * @flags: FPGASTREAM_READ_MISSED: an O_NONBLOCK read() found @lock taken;
+ *	atomic bitops, no lock
  * @s: the stream
  */
 struct fpgastream_dev {
@@ -243,8 +249,12 @@ struct fpgastream_dev {
 	bool map_pending;
 	bool reading;
 	u64 epoch;
+	u64 read_claim;
+	unsigned long flags;
 	struct fpgastream_stream s;
 };
+
+#define FPGASTREAM_READ_MISSED	0	/* bit in fpgastream_dev.flags */
 
 enum fpgastream_state {
 	FPGASTREAM_STATE_IDLE,
@@ -280,6 +290,23 @@ static inline int fpgastream_check_owner(struct fpgastream_dev *fdev,
 	return 0;
 }
 
+void fpgastream_wake(struct fpgastream_dev *fdev);
+
+/*
+ * Release fdev->lock; if an O_NONBLOCK read() found it taken meanwhile,
+ * wake pollers so that its records are reported again. The barrier pairs
+ * with the one in fpgastream_read_lock(): either that reader's second
+ * trylock succeeds or this sees its bit.
+ */
+static inline void fpgastream_unlock(struct fpgastream_dev *fdev)
+{
+	mutex_unlock(&fdev->lock);
+	smp_mb();
+	if (test_bit(FPGASTREAM_READ_MISSED, &fdev->flags) &&
+	    test_and_clear_bit(FPGASTREAM_READ_MISSED, &fdev->flags))
+		fpgastream_wake(fdev);
+}
+
 /*
  * The mapping or the stream is being replaced or torn down: a reader's
  * staged records no longer apply. Caller holds fdev->lock.
@@ -299,7 +326,6 @@ void fpgastream_cdev_del(struct fpgastream_dev *fdev);
 
 /* fpgastream_stream.c */
 enum fpgastream_state fpgastream_state(struct fpgastream_dev *fdev);
-void fpgastream_wake(struct fpgastream_dev *fdev);
 irqreturn_t fpgastream_irq(int irq, void *data);
 void fpgastream_quiesce(struct fpgastream_dev *fdev);
 int fpgastream_stop_engine(struct fpgastream_dev *fdev);

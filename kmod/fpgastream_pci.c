@@ -202,7 +202,7 @@ static void fpgastream_remove(struct pci_dev *pdev)
 	fpgastream_hw_stop(&fdev->hw);
 	WRITE_ONCE(fdev->gone, true);
 	fpgastream_new_epoch(fdev);
-	mutex_unlock(&fdev->lock);
+	fpgastream_unlock(fdev);
 
 	free_irq(fdev->irq, fdev);
 	pci_free_irq_vectors(pdev);
@@ -219,7 +219,7 @@ static void fpgastream_shutdown(struct pci_dev *pdev)
 	mutex_lock(&fdev->lock);
 	if (!fdev->gone && fdev->running)
 		fpgastream_stop_engine(fdev);
-	mutex_unlock(&fdev->lock);
+	fpgastream_unlock(fdev);
 	pci_clear_master(pdev);
 }
 

@@ -6,6 +6,8 @@
  * poll() reports. Called from the char device's read() and poll(); user
  * memory is written with no lock held.
  */
+#include <linux/bitops.h>
+#include <linux/jiffies.h>
 #include <linux/minmax.h>
 #include <linux/poll.h>
 #include <linux/sched.h>
@@ -27,6 +29,8 @@
  * @sample_next: the sample cursor after the last record
  * @sample_idx: its ring index
  * @epoch: fpgastream_dev.epoch when staged: the commit is void if it moved
+ * @claim: fpgastream_dev.read_claim taken for this round: void if taken over
+ * @completed: fpgastream_stream.completed as staged
  */
 struct fpgastream_staging {
 	struct fpgastream_block rec[FPGASTREAM_STAGE_RECORDS];
@@ -35,6 +39,8 @@ struct fpgastream_staging {
 	u64 sample_next;
 	u32 sample_idx;
 	u64 epoch;
+	u64 claim;
+	u64 completed;
 };
 
 /**
@@ -64,6 +70,36 @@ fpgastream_sample_of(const struct fpgastream_mapping *map, u64 seq, u64 nr_sampl
 }
 
 /**
+ * fpgastream_sample_seek() - move the sample cursor to the sample of next_seq
+ * @map: the mapping
+ * @s: the stream; caller holds fdev->irq_lock and fdev->lock
+ * @nr_samples: fpgastream_stream.nr_samples
+ *
+ * A binary search over the samples from the cursor on, whose ends rise
+ * with their number: after an overwrite skip the cursor may be a ring's
+ * worth of samples behind, too many to walk with interrupts off.
+ */
+static void fpgastream_sample_seek(const struct fpgastream_mapping *map,
+				   struct fpgastream_stream *s, u64 nr_samples)
+{
+	u64 lo = s->sample_next, hi = nr_samples - 1;
+
+	if (nr_samples <= lo + 1 || map->samples[s->sample_idx].end > s->next_seq)
+		return;
+	/* The first sample whose end lies beyond next_seq, in (lo, hi]. */
+	while (hi - lo > 1) {
+		u64 mid = lo + ((hi - lo) >> 1);
+
+		if (map->samples[fpgastream_ring_slot(mid, map->nr_blocks)].end > s->next_seq)
+			hi = mid;
+		else
+			lo = mid;
+	}
+	s->sample_next = hi;
+	s->sample_idx = fpgastream_ring_slot(hi, map->nr_blocks);
+}
+
+/**
  * fpgastream_stage() - compute the records of the next completed blocks
  * @fdev: the board; caller holds fdev->lock and owns the mapping
  * @st: out: the records and what committing them changes
@@ -76,8 +112,10 @@ fpgastream_sample_of(const struct fpgastream_mapping *map, u64 seq, u64 nr_sampl
  * The skip is taken at once, and the first record after the gap carries
  * FPGASTREAM_BLOCK_OVERRUN and the count in @lost, as do blocks dropped at
  * the source. Each block is synced for the CPU before its record is
- * staged (when the mapping needs it). Nothing else changes until
- * fpgastream_commit(): records are announced once they reached the reader.
+ * staged (when the mapping needs it). The skip and the sample cursor's
+ * seek take effect at once (the loss is real whatever the copy does);
+ * the records are announced by fpgastream_commit() once they reached the
+ * reader.
  *
  * Return: records staged, 0 at the end of a stopped stream, -EIO after a
  * fault, or -EAGAIN when nothing is ready yet.
@@ -122,6 +160,8 @@ static int fpgastream_stage(struct fpgastream_dev *fdev, struct fpgastream_stagi
 		s->sample_idx = fpgastream_ring_slot(s->sample_next, map->nr_blocks);
 	}
 	st->nr = min_t(u64, nr, completed - s->next_seq);
+	st->completed = completed;
+	fpgastream_sample_seek(map, s, nr_samples);
 	st->sample_next = s->sample_next;
 	st->sample_idx = s->sample_idx;
 	/*
@@ -185,7 +225,6 @@ static void fpgastream_commit(struct fpgastream_dev *fdev,
 			      const struct fpgastream_staging *st, unsigned int n)
 {
 	struct fpgastream_stream *s = &fdev->s;
-	u64 completed;
 
 	if (!n)
 		return;
@@ -198,10 +237,8 @@ static void fpgastream_commit(struct fpgastream_dev *fdev,
 		s->sample_next = st->sample_next;
 		s->sample_idx = st->sample_idx;
 	}
-	spin_lock_irq(&fdev->irq_lock);
-	completed = s->completed;
-	spin_unlock_irq(&fdev->irq_lock);
-	s->more = s->next_seq < completed;
+	/* The reader's buffer ran out before the blocks seen complete did. */
+	s->more = s->next_seq < st->completed;
 }
 
 /**
@@ -238,13 +275,26 @@ fault:
 	return i;
 }
 
-/* Take fdev->lock as read() may: never sleeping on it with O_NONBLOCK. */
+/*
+ * Take fdev->lock as read() may: never sleeping on it with O_NONBLOCK. A
+ * non-blocking reader that finds it taken notes so, and the holder's
+ * fpgastream_unlock() wakes pollers: records are not stranded for an
+ * edge-triggered poller behind a lock held for a moment.
+ */
 static int fpgastream_read_lock(struct fpgastream_dev *fdev, bool nonblock)
 {
-	if (nonblock)
-		return mutex_trylock(&fdev->lock) ? 0 : -EAGAIN;
-	return mutex_lock_interruptible(&fdev->lock) ? -ERESTARTSYS : 0;
+	if (!nonblock)
+		return mutex_lock_interruptible(&fdev->lock) ? -ERESTARTSYS : 0;
+	if (mutex_trylock(&fdev->lock))
+		return 0;
+	set_bit(FPGASTREAM_READ_MISSED, &fdev->flags);
+	smp_mb__after_atomic();
+	/* The holder may have looked before the bit was set: try again. */
+	return mutex_trylock(&fdev->lock) ? 0 : -EAGAIN;
 }
+
+/* How long a reader waits for another one's copy before taking over. */
+#define FPGASTREAM_READ_TAKEOVER_MS	10
 
 /**
  * fpgastream_records_read() - read(): records of completed blocks
@@ -255,13 +305,16 @@ static int fpgastream_read_lock(struct fpgastream_dev *fdev, bool nonblock)
  * @nonblock: O_NONBLOCK: never sleep, not even on a lock
  *
  * Rounds of: stage records under fdev->lock, copy them out with no lock
- * held, commit what was copied under the lock again. So a buffer that
- * faults for ever stalls only this reader and the readers of the same
- * mapping behind it (fdev->reading): poll(), sysfs, the other ioctls and
- * remove() go on. Blocks until a record is ready unless @nonblock; a
- * signal gives -ERESTARTSYS unless records were gathered already. With
- * @nonblock the only wait is the commit's, behind a STOP or START that
- * holds the lock on the same board at that moment (milliseconds).
+ * held, commit what was copied under the lock again, if the round still
+ * holds the read claim and the stream did not change (fdev->epoch). So a
+ * buffer that faults for ever stalls only this reader: poll(), sysfs, the
+ * other ioctls and remove() go on, and another reader of the mapping waits
+ * for it at most FPGASTREAM_READ_TAKEOVER_MS, then takes the claim over;
+ * the stalled round is then void and staged again. Only committed records
+ * are returned. Blocks until a record is ready unless @nonblock; a signal
+ * gives -ERESTARTSYS unless records were gathered already. With @nonblock
+ * the only wait is the commit's, behind a call that holds the lock on the
+ * same board at that moment.
  *
  * Return: bytes of records, 0 at the end of a stopped stream, or -EIO,
  * -EFAULT, -EAGAIN, -EINVAL, -ENODEV, -ENOMEM, -ERESTARTSYS.
@@ -272,7 +325,7 @@ ssize_t fpgastream_records_read(struct fpgastream_dev *fdev, struct file *file,
 	struct fpgastream_block __user *ubuf = (struct fpgastream_block __user *)buf;
 	struct fpgastream_staging *st;
 	u64 first = 0, lost = 0, gen = 0;
-	bool counted = false;
+	bool counted = false, takeover = false;
 	size_t done = 0;
 	int ret;
 
@@ -282,38 +335,55 @@ ssize_t fpgastream_records_read(struct fpgastream_dev *fdev, struct file *file,
 		return nonblock ? -EAGAIN : -ENOMEM;
 	for (;;) {
 		unsigned int put, i;
+		bool committed;
 
 		ret = fpgastream_read_lock(fdev, nonblock);
 		if (ret)
 			break;
 		ret = fpgastream_check_owner(fdev, file);
-		if (!ret && fdev->reading)
+		if (!ret && fdev->reading && !takeover)
 			ret = -EBUSY;
 		if (!ret) {
+			/* Overwrite mode: only a fresh count says what survives. */
+			bool refresh = !counted || !fdev->s.flow_control;
+
 			if (!counted)
 				fdev->s.read_calls++;
+			counted = true;
+			takeover = false;
 			ret = fpgastream_stage(fdev, st,
 					       min_t(size_t, nr - done,
 						     FPGASTREAM_STAGE_RECORDS),
-					       !counted, &gen);
-			counted = true;
-			if (ret > 0)
+					       refresh, &gen);
+			if (ret > 0) {
 				fdev->reading = true;
+				st->claim = ++fdev->read_claim;
+			}
 		}
-		mutex_unlock(&fdev->lock);
+		fpgastream_unlock(fdev);
 
 		if (ret > 0) {
 			put = fpgastream_put_records(ubuf + done, st->rec, st->nr);
 			mutex_lock(&fdev->lock);
-			if (!fdev->gone && fdev->epoch == st->epoch) {
+			committed = !fdev->gone && fdev->epoch == st->epoch &&
+				    fdev->read_claim == st->claim;
+			if (committed) {
 				fdev->reading = false;
 				fpgastream_commit(fdev, st, put);
 			}
-			mutex_unlock(&fdev->lock);
-			/* Only readers waiting for @reading care; pollers lost nothing. */
+			ret = fdev->gone ? -ENODEV : 0;
+			fpgastream_unlock(fdev);
+			/* Readers waiting for @reading, and pollers: fewer records. */
 			if (wq_has_sleeper(&fdev->wq))
 				wake_up_interruptible_all(&fdev->wq);
 
+			if (!committed) {
+				/* Void: removed, restarted, or taken over. */
+				if (ret)
+					break;
+				cond_resched();
+				continue;
+			}
 			if (put && !done)
 				first = st->rec[0].seq;
 			for (i = 0; i < put; i++)
@@ -325,21 +395,28 @@ ssize_t fpgastream_records_read(struct fpgastream_dev *fdev, struct file *file,
 			}
 			if (done == nr || st->nr < FPGASTREAM_STAGE_RECORDS)
 				break;
+			cond_resched();
 			continue;
 		}
 		if (done)
 			break;
 		if (ret == -EBUSY) {
+			long left;
+
 			/* Another reader of the mapping is copying out. */
 			if (nonblock) {
 				ret = -EAGAIN;
 				break;
 			}
-			if (wait_event_interruptible(fdev->wq, !READ_ONCE(fdev->reading) ||
-						     READ_ONCE(fdev->gone))) {
+			left = wait_event_interruptible_timeout(fdev->wq,
+								!READ_ONCE(fdev->reading) ||
+								READ_ONCE(fdev->gone),
+								msecs_to_jiffies(FPGASTREAM_READ_TAKEOVER_MS));
+			if (left < 0) {
 				ret = -ERESTARTSYS;
 				break;
 			}
+			takeover = !left;
 			continue;
 		}
 		if (ret != -EAGAIN || nonblock)

@@ -230,6 +230,21 @@ void fpgastream_quiesce(struct fpgastream_dev *fdev)
 	fpgastream_hw_irq_ack(&fdev->hw, FSTR_IRQ_ALL);
 }
 
+/*
+ * Wait until the engine can no longer write memory. All ones from STATUS
+ * proves that only if the board is really gone: a completion timeout or a
+ * recovery in progress reads the same while the link is up, so config
+ * space must not answer either.
+ */
+static int fpgastream_stop_wait(struct fpgastream_dev *fdev)
+{
+	int ret = fpgastream_hw_wait_idle(&fdev->hw, FSTR_IDLE_TIMEOUT_US);
+
+	if (ret == -ENODEV && pci_device_is_present(fdev->pdev))
+		ret = -ETIMEDOUT;
+	return ret;
+}
+
 /**
  * fpgastream_stop_engine() - stop the engine and wait until it can no longer write
  * @fdev: the board; caller holds fdev->lock
@@ -249,7 +264,7 @@ int fpgastream_stop_engine(struct fpgastream_dev *fdev)
 
 	lockdep_assert_held(&fdev->lock);
 	fpgastream_hw_stop(&fdev->hw);
-	ret = fpgastream_hw_wait_idle(&fdev->hw, FSTR_IDLE_TIMEOUT_US);
+	ret = fpgastream_stop_wait(fdev);
 
 	spin_lock_irq(&fdev->irq_lock);
 	fpgastream_refresh_locked(fdev, true);
@@ -262,7 +277,7 @@ int fpgastream_stop_engine(struct fpgastream_dev *fdev)
 		dev_warn(dev, "engine not idle %lu ms after stop, resetting it\n",
 			 FSTR_IDLE_TIMEOUT_US / USEC_PER_MSEC);
 		fpgastream_hw_soft_reset(&fdev->hw);
-		ret = fpgastream_hw_wait_idle(&fdev->hw, FSTR_IDLE_TIMEOUT_US);
+		ret = fpgastream_stop_wait(fdev);
 	}
 	if (ret == -ETIMEDOUT && trace_fpgastream_fault_enabled())
 		trace_fpgastream_fault(fdev->minor, fpgastream_hw_status(&fdev->hw),
@@ -341,24 +356,22 @@ void fpgastream_get_stats(struct fpgastream_dev *fdev, struct fpgastream_stats *
 }
 
 /*
- * A new stream lets the board write every slot again: the blocks the last
- * one announced and the program did not release were synced for the CPU
- * and must be handed back to the device first (non-coherent platforms).
+ * A new stream lets the board write every slot again: blocks the last one
+ * synced for the CPU (announced and not released, or staged by a read()
+ * whose round came to nothing) must be handed back to the device first
+ * (non-coherent platforms). Every slot once: cheaper to know than which.
  */
-static void fpgastream_sync_held_for_device(struct fpgastream_dev *fdev)
+static void fpgastream_sync_all_for_device(struct fpgastream_dev *fdev)
 {
-	struct fpgastream_stream *s = &fdev->s;
 	struct fpgastream_mapping *map = fdev->map;
-	u64 n = s->next_seq - s->rel_seq, i;
 	u32 blk;
 
-	if (!map->need_sync || !n)
+	if (!map->need_sync || !fdev->started)
 		return;
-	blk = fpgastream_ring_slot(s->rel_seq, map->nr_blocks);
-	for (i = 0; i < n; i++) {
+	for (blk = 0; blk < map->nr_blocks; blk++) {
 		fpgastream_map_sync_block(fdev, map, blk, false);
-		if (++blk == map->nr_blocks)
-			blk = 0;
+		if (!(blk % 64))
+			cond_resched();
 	}
 }
 
@@ -370,8 +383,9 @@ static void fpgastream_sync_held_for_device(struct fpgastream_dev *fdev)
  * @coalesce_usec: IRQ_COALESCE_USEC
  *
  * Return: 0, -EBUSY while running (unless the engine stopped on a fault,
- * which is then quiesced first), -EIO if the board does not reset or
- * never went idle.
+ * which is then quiesced first), -EINVAL for overwrite mode on a ring of
+ * one block (the only slot is always the one the board may be writing),
+ * -EIO if the board does not reset or never went idle.
  */
 int fpgastream_stream_start(struct fpgastream_dev *fdev, u32 flags,
 			    u32 coalesce_count, u32 coalesce_usec)
@@ -379,6 +393,9 @@ int fpgastream_stream_start(struct fpgastream_dev *fdev, u32 flags,
 	struct fpgastream_stream *s = &fdev->s;
 	int ret;
 
+	lockdep_assert_held(&fdev->lock);
+	if (!(flags & FPGASTREAM_START_FLOW_CONTROL) && fdev->map->nr_blocks < 2)
+		return -EINVAL;
 	if (fdev->wedged && fpgastream_stop_engine(fdev))
 		return -EIO;
 	if (fdev->running) {
@@ -405,11 +422,11 @@ int fpgastream_stream_start(struct fpgastream_dev *fdev, u32 flags,
 	 * ever on completed blocks. The board's own timer bounds that at
 	 * FPGASTREAM_MAX_SILENCE_USEC, for free.
 	 */
-	fpgastream_hw_set_coalesce(&fdev->hw, coalesce_count,
-				   coalesce_usec || coalesce_count <= 1 ?
-				   coalesce_usec : FPGASTREAM_MAX_SILENCE_USEC);
+	if (!coalesce_usec && coalesce_count > 1)
+		coalesce_usec = FPGASTREAM_MAX_SILENCE_USEC;
+	fpgastream_hw_set_coalesce(&fdev->hw, coalesce_count, coalesce_usec);
 
-	fpgastream_sync_held_for_device(fdev);
+	fpgastream_sync_all_for_device(fdev);
 	fpgastream_new_epoch(fdev);
 	spin_lock_irq(&fdev->irq_lock);
 	memset(s, 0, sizeof(*s));
