@@ -95,7 +95,7 @@ static int fpgastream_ioc_map(struct fpgastream_dev *fdev, struct file *file,
 		ret = 0;
 	if (!ret)
 		fdev->map_pending = true;
-	fpgastream_unlock(fdev);
+	mutex_unlock(&fdev->lock);
 	if (ret)
 		return ret;
 
@@ -124,7 +124,7 @@ static int fpgastream_ioc_map(struct fpgastream_dev *fdev, struct file *file,
 		m.mapped_flags = map->mapped_flags;
 		epoch = fdev->epoch;
 	}
-	fpgastream_unlock(fdev);
+	mutex_unlock(&fdev->lock);
 	if (ret)
 		return ret;
 
@@ -133,7 +133,7 @@ static int fpgastream_ioc_map(struct fpgastream_dev *fdev, struct file *file,
 		mutex_lock(&fdev->lock);
 		if (fdev->epoch == epoch && fdev->owner == file && !fdev->gone)
 			fpgastream_teardown(fdev);
-		fpgastream_unlock(fdev);
+		mutex_unlock(&fdev->lock);
 		return -EFAULT;
 	}
 	return 0;
@@ -147,7 +147,7 @@ static int fpgastream_ioc_unmap(struct fpgastream_dev *fdev, struct file *file)
 	ret = fpgastream_check_owner(fdev, file);
 	if (!ret)
 		fpgastream_teardown(fdev);
-	fpgastream_unlock(fdev);
+	mutex_unlock(&fdev->lock);
 	return ret;
 }
 
@@ -168,7 +168,7 @@ static int fpgastream_ioc_start(struct fpgastream_dev *fdev, struct file *file,
 	if (!ret)
 		ret = fpgastream_stream_start(fdev, st.flags, st.irq_coalesce_count,
 					      st.irq_coalesce_usec);
-	fpgastream_unlock(fdev);
+	mutex_unlock(&fdev->lock);
 	return ret;
 }
 
@@ -183,7 +183,7 @@ static int fpgastream_ioc_stop(struct fpgastream_dev *fdev, struct file *file)
 		if (ret)
 			dev_err(&fdev->pdev->dev, "engine never went idle after stop\n");
 	}
-	fpgastream_unlock(fdev);
+	mutex_unlock(&fdev->lock);
 	return ret;
 }
 
@@ -200,7 +200,7 @@ static int fpgastream_ioc_release(struct fpgastream_dev *fdev, struct file *file
 	ret = fpgastream_check_owner(fdev, file);
 	if (!ret)
 		ret = fpgastream_stream_release(fdev, count);
-	fpgastream_unlock(fdev);
+	mutex_unlock(&fdev->lock);
 	return ret;
 }
 
@@ -210,11 +210,11 @@ static int fpgastream_ioc_stats(struct fpgastream_dev *fdev, void __user *arg)
 
 	mutex_lock(&fdev->lock);
 	if (fdev->gone) {
-		fpgastream_unlock(fdev);
+		mutex_unlock(&fdev->lock);
 		return -ENODEV;
 	}
 	fpgastream_get_stats(fdev, &st);
-	fpgastream_unlock(fdev);
+	mutex_unlock(&fdev->lock);
 	return copy_to_user(arg, &st, sizeof(st)) ? -EFAULT : 0;
 }
 
@@ -275,7 +275,7 @@ static __poll_t fpgastream_poll(struct file *file, poll_table *wait)
 		mask = EPOLLERR;
 	else
 		mask = fpgastream_stream_poll(fdev);
-	fpgastream_unlock(fdev);
+	mutex_unlock(&fdev->lock);
 	return mask;
 }
 
@@ -297,7 +297,9 @@ static int fpgastream_release(struct inode *inode, struct file *file)
 	mutex_lock(&fdev->lock);
 	if (fdev->owner == file && !fdev->gone)
 		fpgastream_teardown(fdev);
-	fpgastream_unlock(fdev);
+	mutex_unlock(&fdev->lock);
+	/* The module may go once the last file is closed: no work left. */
+	flush_work(&fdev->missed_work);
 	put_device(&fdev->dev);
 	return 0;
 }
@@ -350,6 +352,7 @@ struct fpgastream_dev *fpgastream_cdev_alloc(struct device *parent)
 	mutex_init(&fdev->lock);
 	spin_lock_init(&fdev->irq_lock);
 	init_waitqueue_head(&fdev->wq);
+	INIT_WORK(&fdev->missed_work, fpgastream_missed_work);
 
 	device_initialize(&fdev->dev);
 	fdev->dev.class = &fpgastream_class;

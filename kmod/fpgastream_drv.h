@@ -23,6 +23,7 @@
 #include <linux/spinlock.h>
 #include <linux/types.h>
 #include <linux/wait.h>
+#include <linux/workqueue.h>
 
 #include <uapi/fpgastream.h>
 
@@ -36,10 +37,11 @@
  *	from the previous sample's @end up to this one
  * @ts: ktime_get_ns() when the driver saw those blocks complete
  * @dropped: blocks dropped at the source before those blocks were
- *	written, as far as the driver can tell: DROP_COUNT as of the
- *	previous refresh (a lower bound; exact when the board stalled for a
- *	RELEASE, which is when a flow-controlled board drops; RELEASE then
- *	refreshes DROP_COUNT alone, without a sample)
+ *	written, as far as the driver can tell: in flow control, DROP_COUNT
+ *	read with this sample unless the ring was full then (the board may
+ *	be stalled, dropping for the block after), else as of the previous
+ *	refresh: exact for the drops of a stall, which belong to the block
+ *	after it; a lower bound for drops while the engine runs
  *
  * One entry per sample rather than per block keeps the interrupt handler's
  * work constant however many blocks one interrupt covers. Each sample
@@ -198,8 +200,8 @@ struct fpgastream_stream {
  * @read_claim: bumped by each read() round that stages records; a round
  *	commits only if it still holds the claim (another reader took it
  *	over after FPGASTREAM_READ_TAKEOVER_MS otherwise)
- * @flags: FPGASTREAM_READ_MISSED: an O_NONBLOCK read() found @lock taken;
- *	atomic bitops, no lock
+ * @missed_work: wakes pollers once @lock is free again, after an
+ *	O_NONBLOCK read() found it taken (fpgastream_records.c)
  * @s: the stream
  */
 struct fpgastream_dev {
@@ -250,11 +252,9 @@ struct fpgastream_dev {
 	bool reading;
 	u64 epoch;
 	u64 read_claim;
-	unsigned long flags;
+	struct work_struct missed_work;
 	struct fpgastream_stream s;
 };
-
-#define FPGASTREAM_READ_MISSED	0	/* bit in fpgastream_dev.flags */
 
 enum fpgastream_state {
 	FPGASTREAM_STATE_IDLE,
@@ -293,21 +293,6 @@ static inline int fpgastream_check_owner(struct fpgastream_dev *fdev,
 void fpgastream_wake(struct fpgastream_dev *fdev);
 
 /*
- * Release fdev->lock; if an O_NONBLOCK read() found it taken meanwhile,
- * wake pollers so that its records are reported again. The barrier pairs
- * with the one in fpgastream_read_lock(): either that reader's second
- * trylock succeeds or this sees its bit.
- */
-static inline void fpgastream_unlock(struct fpgastream_dev *fdev)
-{
-	mutex_unlock(&fdev->lock);
-	smp_mb();
-	if (test_bit(FPGASTREAM_READ_MISSED, &fdev->flags) &&
-	    test_and_clear_bit(FPGASTREAM_READ_MISSED, &fdev->flags))
-		fpgastream_wake(fdev);
-}
-
-/*
  * The mapping or the stream is being replaced or torn down: a reader's
  * staged records no longer apply. Caller holds fdev->lock.
  */
@@ -338,6 +323,7 @@ bool fpgastream_refresh_locked(struct fpgastream_dev *fdev, bool check_status);
 void fpgastream_get_stats(struct fpgastream_dev *fdev, struct fpgastream_stats *st);
 
 /* fpgastream_records.c */
+void fpgastream_missed_work(struct work_struct *work);
 ssize_t fpgastream_records_read(struct fpgastream_dev *fdev, struct file *file,
 				char __user *buf, size_t nr, bool nonblock);
 __poll_t fpgastream_stream_poll(struct fpgastream_dev *fdev);

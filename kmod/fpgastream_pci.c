@@ -202,12 +202,13 @@ static void fpgastream_remove(struct pci_dev *pdev)
 	fpgastream_hw_stop(&fdev->hw);
 	WRITE_ONCE(fdev->gone, true);
 	fpgastream_new_epoch(fdev);
-	fpgastream_unlock(fdev);
+	mutex_unlock(&fdev->lock);
 
 	free_irq(fdev->irq, fdev);
 	pci_free_irq_vectors(pdev);
 	pci_clear_master(pdev);
 	fpgastream_wake(fdev);
+	flush_work(&fdev->missed_work);
 	put_device(&fdev->dev);
 }
 
@@ -219,7 +220,7 @@ static void fpgastream_shutdown(struct pci_dev *pdev)
 	mutex_lock(&fdev->lock);
 	if (!fdev->gone && fdev->running)
 		fpgastream_stop_engine(fdev);
-	fpgastream_unlock(fdev);
+	mutex_unlock(&fdev->lock);
 	pci_clear_master(pdev);
 }
 

@@ -6,7 +6,6 @@
  * poll() reports. Called from the char device's read() and poll(); user
  * memory is written with no lock held.
  */
-#include <linux/bitops.h>
 #include <linux/jiffies.h>
 #include <linux/minmax.h>
 #include <linux/poll.h>
@@ -275,22 +274,37 @@ fault:
 	return i;
 }
 
-/*
- * Take fdev->lock as read() may: never sleeping on it with O_NONBLOCK. A
- * non-blocking reader that finds it taken notes so, and the holder's
- * fpgastream_unlock() wakes pollers: records are not stranded for an
- * edge-triggered poller behind a lock held for a moment.
+/**
+ * fpgastream_missed_work() - wake pollers once fdev->lock is free again
+ * @work: fpgastream_dev.missed_work
+ *
+ * An O_NONBLOCK read() that found the lock taken returned -EAGAIN with
+ * records perhaps ready; an edge-triggered poller would wait for an edge
+ * that may never come. This worker waits for the lock in its place, then
+ * wakes pollers so that they look again. It holds a reference to the
+ * board from fpgastream_read_lock().
  */
+void fpgastream_missed_work(struct work_struct *work)
+{
+	struct fpgastream_dev *fdev = container_of(work, struct fpgastream_dev, missed_work);
+
+	mutex_lock(&fdev->lock);
+	mutex_unlock(&fdev->lock);
+	fpgastream_wake(fdev);
+	put_device(&fdev->dev);
+}
+
+/* Take fdev->lock as read() may: never sleeping on it with O_NONBLOCK. */
 static int fpgastream_read_lock(struct fpgastream_dev *fdev, bool nonblock)
 {
 	if (!nonblock)
 		return mutex_lock_interruptible(&fdev->lock) ? -ERESTARTSYS : 0;
 	if (mutex_trylock(&fdev->lock))
 		return 0;
-	set_bit(FPGASTREAM_READ_MISSED, &fdev->flags);
-	smp_mb__after_atomic();
-	/* The holder may have looked before the bit was set: try again. */
-	return mutex_trylock(&fdev->lock) ? 0 : -EAGAIN;
+	get_device(&fdev->dev);
+	if (!schedule_work(&fdev->missed_work))
+		put_device(&fdev->dev);
+	return -EAGAIN;
 }
 
 /* How long a reader waits for another one's copy before taking over. */
@@ -360,7 +374,7 @@ ssize_t fpgastream_records_read(struct fpgastream_dev *fdev, struct file *file,
 				st->claim = ++fdev->read_claim;
 			}
 		}
-		fpgastream_unlock(fdev);
+		mutex_unlock(&fdev->lock);
 
 		if (ret > 0) {
 			put = fpgastream_put_records(ubuf + done, st->rec, st->nr);
@@ -372,7 +386,7 @@ ssize_t fpgastream_records_read(struct fpgastream_dev *fdev, struct file *file,
 				fpgastream_commit(fdev, st, put);
 			}
 			ret = fdev->gone ? -ENODEV : 0;
-			fpgastream_unlock(fdev);
+			mutex_unlock(&fdev->lock);
 			/* Readers waiting for @reading, and pollers: fewer records. */
 			if (wq_has_sleeper(&fdev->wq))
 				wake_up_interruptible_all(&fdev->wq);
@@ -408,10 +422,10 @@ ssize_t fpgastream_records_read(struct fpgastream_dev *fdev, struct file *file,
 				ret = -EAGAIN;
 				break;
 			}
+			left = msecs_to_jiffies(FPGASTREAM_READ_TAKEOVER_MS);
 			left = wait_event_interruptible_timeout(fdev->wq,
 								!READ_ONCE(fdev->reading) ||
-								READ_ONCE(fdev->gone),
-								msecs_to_jiffies(FPGASTREAM_READ_TAKEOVER_MS));
+								READ_ONCE(fdev->gone), left);
 			if (left < 0) {
 				ret = -ERESTARTSYS;
 				break;

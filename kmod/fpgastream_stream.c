@@ -112,7 +112,7 @@ bool fpgastream_refresh_locked(struct fpgastream_dev *fdev, bool check_status)
 {
 	struct fpgastream_stream *s = &fdev->s;
 	struct fpgastream_hw_counters c;
-	bool changed = false;
+	bool changed = false, stalled;
 	u32 status = 0;
 	u32 delta;
 
@@ -127,11 +127,29 @@ bool fpgastream_refresh_locked(struct fpgastream_dev *fdev, bool check_status)
 			return false;
 	}
 
+	/*
+	 * Drops read now are the new blocks' if the board has not stalled
+	 * since they began: a flow-controlled board drops only while it waits
+	 * for a RELEASE, and RELEASE samples at the stall, so a sample starts
+	 * at the block after it. With the ring full now the board may be
+	 * stalled, dropping on behalf of the next block: those drops must
+	 * wait, as must a running source's in overwrite mode.
+	 */
+	delta = c.drop_count - s->last_drop;
+	stalled = !s->flow_control ||
+		  s->completed + (u32)(c.wr_count - s->last_wr) - READ_ONCE(s->rel_seq) >=
+		  fdev->map->nr_blocks;
+	if (delta && !stalled) {
+		s->last_drop = c.drop_count;
+		s->dropped += delta;
+		changed = true;
+	}
+
 	delta = c.wr_count - s->last_wr;
 	if (delta) {
 		s->last_wr = c.wr_count;
 		s->completed += delta;
-		/* s->dropped is still the previous sample: see the sample */
+		/* s->dropped: see struct fpgastream_sample */
 		fpgastream_sample_add(s, fdev->map, ktime_get_ns());
 		changed = true;
 	}
@@ -177,6 +195,34 @@ static bool fpgastream_refresh_drops_locked(struct fpgastream_dev *fdev)
 	    fpgastream_hw_drop_count(&fdev->hw) == fdev->s.last_drop)
 		return false;
 	return fpgastream_refresh_locked(fdev, false);
+}
+
+/**
+ * fpgastream_fold_drops_locked() - take DROP_COUNT in, without a sample
+ * @fdev: the board; caller holds fdev->irq_lock
+ *
+ * The drops read here go to the blocks the next sample covers, whatever
+ * WR_COUNT says now: for the drops of a stall, the block after it.
+ *
+ * Return: true if DROP_COUNT moved.
+ */
+static bool fpgastream_fold_drops_locked(struct fpgastream_dev *fdev)
+{
+	struct fpgastream_stream *s = &fdev->s;
+	u32 drop, delta;
+
+	if (!s->active)
+		return false;
+	drop = fpgastream_hw_drop_count(&fdev->hw);
+	if (fpgastream_hw_absent(drop))
+		return false;
+	delta = drop - s->last_drop;
+	if (!delta)
+		return false;
+	s->last_drop = drop;
+	s->dropped += delta;
+	fdev->gen++;
+	return true;
 }
 
 /**
@@ -480,18 +526,28 @@ int fpgastream_stream_release(struct fpgastream_dev *fdev, u64 count)
 				cond_resched();
 		}
 	}
-	s->rel_seq += live;
+	WRITE_ONCE(s->rel_seq, s->rel_seq + live);
 	s->released += count;
 	if (fdev->running && live) {
 		/*
-		 * A flow-controlled board drops while it waits for this: sample
-		 * DROP_COUNT now, so the drops are charged to the blocks that
-		 * follow the stall, not to those before it.
+		 * A flow-controlled board drops while it waits for this, and
+		 * those drops belong to the first block after the stall. So
+		 * the blocks before it are sampled first, with the drops seen
+		 * so far; and DROP_COUNT is read once more after RD_COUNT
+		 * lets the board go on, without a sample, so that the next
+		 * sample (the block after the stall) carries the drops up to
+		 * the moment the board took it.
 		 */
 		spin_lock_irq(&fdev->irq_lock);
-		changed = fpgastream_refresh_drops_locked(fdev);
+		changed = s->flow_control ? fpgastream_refresh_locked(fdev, false) :
+					    fpgastream_refresh_drops_locked(fdev);
 		spin_unlock_irq(&fdev->irq_lock);
 		fpgastream_hw_set_rd_count(&fdev->hw, lower_32_bits(s->rel_seq));
+		if (s->flow_control) {
+			spin_lock_irq(&fdev->irq_lock);
+			changed |= fpgastream_fold_drops_locked(fdev);
+			spin_unlock_irq(&fdev->irq_lock);
+		}
 		if (changed)
 			wake_up_interruptible_all(&fdev->wq);
 	}

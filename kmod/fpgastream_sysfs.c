@@ -37,7 +37,7 @@ static ssize_t state_show(struct device *dev, struct device_attribute *attr,
 
 	mutex_lock(&fdev->lock);
 	state = fpgastream_state(fdev);
-	fpgastream_unlock(fdev);
+	mutex_unlock(&fdev->lock);
 	return sysfs_emit(buf, "%s\n", fpgastream_state_names[state]);
 }
 static DEVICE_ATTR_RO(state);
@@ -50,7 +50,7 @@ static u64 fpgastream_map_field(struct fpgastream_dev *fdev, size_t offset)
 	mutex_lock(&fdev->lock);
 	if (fdev->map)
 		val = *(u64 *)((char *)fdev->map + offset);
-	fpgastream_unlock(fdev);
+	mutex_unlock(&fdev->lock);
 	return val;
 }
 
@@ -72,7 +72,7 @@ static ssize_t nr_blocks_show(struct device *dev,
 	mutex_lock(&fdev->lock);
 	if (fdev->map)
 		val = fdev->map->nr_blocks;
-	fpgastream_unlock(fdev);
+	mutex_unlock(&fdev->lock);
 	return sysfs_emit(buf, "%u\n", val);
 }
 static DEVICE_ATTR_RO(nr_blocks);
@@ -86,7 +86,7 @@ static ssize_t bounced_show(struct device *dev, struct device_attribute *attr,
 	mutex_lock(&fdev->lock);
 	if (fdev->map)
 		val = fdev->map->mapped_flags & FPGASTREAM_MAPPED_BOUNCED;
-	fpgastream_unlock(fdev);
+	mutex_unlock(&fdev->lock);
 	return sysfs_emit(buf, "%d\n", val);
 }
 static DEVICE_ATTR_RO(bounced);
@@ -114,7 +114,7 @@ static ssize_t fpgastream_stat_show(struct device *dev,
 
 	mutex_lock(&fdev->lock);
 	fpgastream_get_stats(fdev, &st);
-	fpgastream_unlock(fdev);
+	mutex_unlock(&fdev->lock);
 	return sysfs_emit(buf, "%llu\n", *(u64 *)((char *)&st + sa->offset));
 }
 
