@@ -13,6 +13,7 @@
 
 #include "fpgastream_hw.h"
 #include "fpgastream_lut.h"
+#include "tap.h"
 
 #define BS		((uint64_t)FSTR_BLOCK_SIZE)
 #define KIB		1024ULL
@@ -29,33 +30,6 @@ struct seg {
 static __u64 entries[MAX_BLOCKS];
 static unsigned long split_map[MAX_BLOCKS / LONG_BITS];
 static struct fpgastream_lut_split st;
-static int test_nr;
-static int failed;
-
-static void report(int ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	test_nr++;
-	printf("%sok %d ", ok ? "" : "not ", test_nr);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	if (!ok)
-		failed++;
-}
-
-static void diag(const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("# ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-}
 
 static int is_split(uint32_t i)
 {

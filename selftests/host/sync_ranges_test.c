@@ -17,6 +17,7 @@
 
 #include "fpgastream_hw.h"
 #include "fpgastream_lut.h"
+#include "tap.h"
 
 #define BS		((uint64_t)FSTR_BLOCK_SIZE)
 #define MAX_PAGES	64
@@ -29,22 +30,6 @@ struct range {
 
 static struct range got[MAX_RANGES];
 static unsigned int nr_got;
-static int test_nr;
-static int failed;
-
-static void report(int ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	test_nr++;
-	printf("%sok %d ", ok ? "" : "not ", test_nr);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	if (!ok)
-		failed++;
-}
 
 static void collect(void *ctx, __u64 bus, __u64 len)
 {
