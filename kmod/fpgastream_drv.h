@@ -123,6 +123,8 @@ struct fpgastream_mapping {
  * @announced: records returned by read()
  * @released: records given back by RELEASE
  * @rel_seq: ring position of the oldest unreleased live record
+ * @rd_written: RD_COUNT as last written, extended: the board is stalled
+ *	when @completed reaches it plus the ring (read by the IRQ handler)
  * @dead: unreleased records older than an overrun gap; their blocks were
  *	overwritten, releasing them needs neither a sync nor RD_COUNT
  * @pending_lost: blocks lost since the last record, for the next one
@@ -155,6 +157,7 @@ struct fpgastream_stream {
 	u64 announced;
 	u64 released;
 	u64 rel_seq;
+	u64 rd_written;
 	u64 dead;
 	u64 pending_lost;
 	u64 dropped_reported;

@@ -137,7 +137,7 @@ bool fpgastream_refresh_locked(struct fpgastream_dev *fdev, bool check_status)
 	 */
 	delta = c.drop_count - s->last_drop;
 	stalled = !s->flow_control ||
-		  s->completed + (u32)(c.wr_count - s->last_wr) - READ_ONCE(s->rel_seq) >=
+		  s->completed + (u32)(c.wr_count - s->last_wr) - READ_ONCE(s->rd_written) >=
 		  fdev->map->nr_blocks;
 	if (delta && !stalled) {
 		s->last_drop = c.drop_count;
@@ -526,7 +526,7 @@ int fpgastream_stream_release(struct fpgastream_dev *fdev, u64 count)
 				cond_resched();
 		}
 	}
-	WRITE_ONCE(s->rel_seq, s->rel_seq + live);
+	s->rel_seq += live;
 	s->released += count;
 	if (fdev->running && live) {
 		/*
@@ -543,6 +543,8 @@ int fpgastream_stream_release(struct fpgastream_dev *fdev, u64 count)
 					    fpgastream_refresh_drops_locked(fdev);
 		spin_unlock_irq(&fdev->irq_lock);
 		fpgastream_hw_set_rd_count(&fdev->hw, lower_32_bits(s->rel_seq));
+		/* What the board goes by: the ring is full against this. */
+		WRITE_ONCE(s->rd_written, s->rel_seq);
 		if (s->flow_control) {
 			spin_lock_irq(&fdev->irq_lock);
 			changed |= fpgastream_fold_drops_locked(fdev);
