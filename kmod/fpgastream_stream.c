@@ -89,6 +89,18 @@ static void fpgastream_sample_add(struct fpgastream_stream *s,
 	s->nr_samples++;
 }
 
+/* Extend DROP_COUNT @drop into the stream; true if it moved. */
+static bool fpgastream_take_drops(struct fpgastream_stream *s, u32 drop)
+{
+	u32 delta = drop - s->last_drop;
+
+	if (!delta)
+		return false;
+	s->last_drop = drop;
+	s->dropped += delta;
+	return true;
+}
+
 /**
  * fpgastream_refresh_locked() - fold the board's counters into the stream
  * @fdev: the board
@@ -135,15 +147,11 @@ bool fpgastream_refresh_locked(struct fpgastream_dev *fdev, bool check_status)
 	 * stalled, dropping on behalf of the next block: those drops must
 	 * wait, as must a running source's in overwrite mode.
 	 */
-	delta = c.drop_count - s->last_drop;
 	stalled = !s->flow_control ||
 		  s->completed + (u32)(c.wr_count - s->last_wr) - READ_ONCE(s->rd_written) >=
 		  fdev->map->nr_blocks;
-	if (delta && !stalled) {
-		s->last_drop = c.drop_count;
-		s->dropped += delta;
-		changed = true;
-	}
+	if (!stalled)
+		changed |= fpgastream_take_drops(s, c.drop_count);
 
 	delta = c.wr_count - s->last_wr;
 	if (delta) {
@@ -154,12 +162,7 @@ bool fpgastream_refresh_locked(struct fpgastream_dev *fdev, bool check_status)
 		changed = true;
 	}
 
-	delta = c.drop_count - s->last_drop;
-	if (delta) {
-		s->last_drop = c.drop_count;
-		s->dropped += delta;
-		changed = true;
-	}
+	changed |= fpgastream_take_drops(s, c.drop_count);
 
 	if (fpgastream_hw_status_faulted(status) && !s->fault) {
 		bool lut = fpgastream_hw_status_lut_fault(status);
@@ -209,18 +212,13 @@ static bool fpgastream_refresh_drops_locked(struct fpgastream_dev *fdev)
 static bool fpgastream_fold_drops_locked(struct fpgastream_dev *fdev)
 {
 	struct fpgastream_stream *s = &fdev->s;
-	u32 drop, delta;
+	u32 drop;
 
 	if (!s->active)
 		return false;
 	drop = fpgastream_hw_drop_count(&fdev->hw);
-	if (fpgastream_hw_absent(drop))
+	if (fpgastream_hw_absent(drop) || !fpgastream_take_drops(s, drop))
 		return false;
-	delta = drop - s->last_drop;
-	if (!delta)
-		return false;
-	s->last_drop = drop;
-	s->dropped += delta;
 	fdev->gen++;
 	return true;
 }
