@@ -405,6 +405,24 @@ static int arm_watchdog_signal(void)
 	return sigaction(SIGALRM, &sa, NULL);
 }
 
+/*
+ * Start a helper thread with SIGALRM blocked, so the watchdog always lands
+ * on the thread that armed it: a process-wide signal taken by a helper
+ * would leave a stuck read() asleep and the suite hung instead of failed.
+ */
+static int spawn_helper(pthread_t *th, void *(*fn)(void *), void *arg)
+{
+	sigset_t alrm, old;
+	int ret;
+
+	sigemptyset(&alrm);
+	sigaddset(&alrm, SIGALRM);
+	pthread_sigmask(SIG_BLOCK, &alrm, &old);
+	ret = pthread_create(th, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return ret;
+}
+
 static void watchdog(unsigned int ms)
 {
 	struct itimerval it = { .it_value = { ms / 1000, (ms % 1000) * 1000 } };
@@ -1254,7 +1272,7 @@ static bool reader_wakes(struct env *e, uint8_t *b, bool use_poll, unsigned int 
 		snprintf(why, len, "open/MAP: %s", strerror(errno));
 		return false;
 	}
-	if (pthread_create(&th, NULL, watch_main, &wt)) {
+	if (spawn_helper(&th, watch_main, &wt)) {
 		snprintf(why, len, "pthread_create failed");
 		env_close(e, fd);
 		return false;
@@ -1571,7 +1589,7 @@ static int sampler_start(struct env *e, struct sampler *s, size_t blocks)
 	if (!s->ws || !s->cs)
 		return -ENOMEM;
 	atomic_store(&s->stop, false);
-	if (pthread_create(&s->th, NULL, sampler_main, s))
+	if (spawn_helper(&s->th, sampler_main, s))
 		return -EAGAIN;
 	s->running = true;
 	e->smp = s;
