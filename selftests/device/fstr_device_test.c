@@ -2584,8 +2584,10 @@ static void sleep_system(struct __test_metadata *_metadata, const char *state,
 {
 	const char *rtc = "/sys/class/rtc/rtc0";
 	struct timespec a, b;
+	long ok0, ok1;
 	int err;
 
+	ok0 = aer_count("/sys/power/suspend_stats", "success", NULL);
 	ASSERT_EQ(0, sysfs_write(rtc, "wakealarm", "0"));
 	ASSERT_EQ(0, sysfs_write(rtc, "wakealarm", "+2"));
 	/* CLOCK_MONOTONIC stands still in suspend; BOOTTIME goes on. */
@@ -2595,6 +2597,10 @@ static void sleep_system(struct __test_metadata *_metadata, const char *state,
 	*slept_s = (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
 	sysfs_write(rtc, "wakealarm", "0");
 	ASSERT_EQ(0, err) TH_LOG("echo %s > /sys/power/state: %s", state, strerror(-err));
+	/* It really went to sleep and came back (BOOTTIME after S3 is coarse). */
+	ok1 = aer_count("/sys/power/suspend_stats", "success", NULL);
+	if (ok0 >= 0)
+		ASSERT_EQ(ok0 + 1, ok1) TH_LOG("suspend_stats/success %ld -> %ld", ok0, ok1);
 }
 
 /* Can this kernel sleep in @state, and wake by the RTC? (The debug kernel has no CONFIG_PM.) */
@@ -2638,7 +2644,6 @@ TEST_F_TIMEOUT(fstr, suspend_s3_loses_state, 120)
 	dirty_board(_metadata, self);
 	sleep_system(_metadata, "mem", &slept);
 	note("suspend_s3_loses_state: back after %.1f s in S3", slept);
-	EXPECT_LE(1.0, slept) TH_LOG("back after %.1f s: did it sleep at all?", slept);
 	EXPECT_EQ(self->saved_bars[0], cfg_rd32(self, PCI_BASE_ADDRESS_0))
 		TH_LOG("the kernel did not restore BAR0");
 	restore_config(self);
@@ -2682,7 +2687,6 @@ TEST_F_TIMEOUT(fstr, suspend_s2idle_keeps_state, 120)
 	EXPECT_EQ(0x51d1eu, rd32(self, REG_SCRATCH));
 	EXPECT_EQ(11u, rd32(self, REG_EMU_FIFO_BLOCKS));
 	EXPECT_EQ(0x12340000ull | LUT_VALID, lut_rd64(self, 3));
-	EXPECT_LE(1.0, slept) TH_LOG("back after %.1f s: did it sleep at all?", slept);
 }
 
 /*
