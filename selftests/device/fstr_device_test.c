@@ -2689,6 +2689,97 @@ TEST_F_TIMEOUT(fstr, suspend_s2idle_keeps_state, 120)
 	EXPECT_EQ(0x12340000ull | LUT_VALID, lut_rd64(self, 3));
 }
 
+/* Another FSTR board than @self's, "" if there is none. */
+static void find_other_board(fstr_t *self, char *bdf, size_t len)
+{
+	struct dirent *de;
+	DIR *d = opendir("/sys/bus/pci/devices");
+
+	bdf[0] = 0;
+	while (d && (de = readdir(d))) {
+		char path[PATH_MAX];
+		unsigned long vendor, device;
+
+		if (de->d_name[0] == '.' || !strcmp(de->d_name, self->bdf))
+			continue;
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vendor", de->d_name);
+		if (!read_hex(path, &vendor) || vendor != 0x1234)
+			continue;
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/device", de->d_name);
+		if (!read_hex(path, &device) || device != 0xf5a0)
+			continue;
+		snprintf(bdf, len, "%s", de->d_name);
+		break;
+	}
+	if (d)
+		closedir(d);
+}
+
+/*
+ * Two boards, each behind its own port (tools/vm/run --boards 2): a link
+ * loss, its port's bus reset and a FLR of one leave the other untouched.
+ */
+TEST_F_TIMEOUT(fstr, two_boards_isolated, 60)
+{
+	char other[NAME_MAX + 1], dir[PATH_MAX], path[PATH_MAX + 16], drv[PATH_MAX];
+	volatile uint8_t *b0;
+	uint16_t cmd, on;
+	size_t len;
+	int cfg;
+
+	BEGIN();
+	find_other_board(self, other, sizeof(other));
+	if (!other[0])
+		SKIP(return, "one board only (tools/vm/run --boards 2)");
+	if (!self->port[0])
+		SKIP(return, "%s has no upstream port", self->bdf);
+	snprintf(dir, sizeof(dir), "/sys/bus/pci/devices/%s", other);
+	snprintf(path, sizeof(path), "%s/driver", dir);
+	if (readlink(path, drv, sizeof(drv)) >= 0)
+		SKIP(return, "the other board %s has a driver", other);
+	snprintf(path, sizeof(path), "%s/config", dir);
+	cfg = open(path, O_RDWR);
+	ASSERT_LE(0, cfg);
+	ASSERT_EQ(2, pread(cfg, &cmd, 2, PCI_COMMAND));
+	on = cmd | PCI_COMMAND_MEMORY;
+	ASSERT_EQ(2, pwrite(cfg, &on, 2, PCI_COMMAND));
+	b0 = map_resource(dir, "resource0", &len);
+	ASSERT_NE(NULL, b0);
+#define OTHER(off) (*(volatile uint32_t *)(b0 + (off)))
+	ASSERT_EQ(FSTR_ID, OTHER(REG_ID));
+	OTHER(REG_SCRATCH) = 0x07e4b0a2;
+	wr32(self, REG_SCRATCH, 0x11111111);
+
+	/* This board's link goes down: the other one still answers. */
+	wr32(self, REG_EMU_INJECT, INJECT_LINK_DOWN);
+	ASSERT_EQ(0xffffffffu, rd32(self, REG_ID));
+	EXPECT_EQ(FSTR_ID, OTHER(REG_ID));
+	EXPECT_EQ(0x07e4b0a2u, OTHER(REG_SCRATCH));
+	/* This board's port resets only this board. */
+	ASSERT_TRUE(port_bus_reset(self));
+	restore_config(self);
+	ASSERT_EQ(FSTR_ID, rd32(self, REG_ID));
+	EXPECT_EQ(0u, rd32(self, REG_SCRATCH));
+	EXPECT_EQ(0x07e4b0a2u, OTHER(REG_SCRATCH)) TH_LOG("%s was reset with %s", other, self->bdf);
+	/* And the kernel's FLR of this board, too. */
+	wr32(self, REG_SCRATCH, 0x22222222);
+	if (has_reset_method(self, "flr")) {
+		ASSERT_EQ(0, sysfs_write(self->sysdir, "reset_method", "flr"));
+		ASSERT_EQ(0, sysfs_write(self->sysdir, "reset", "1"));
+		sysfs_write(self->sysdir, "reset_method", "default");
+		EXPECT_EQ(0u, rd32(self, REG_SCRATCH));
+		EXPECT_EQ(0x07e4b0a2u, OTHER(REG_SCRATCH));
+	}
+	note("two_boards_isolated: %s kept SCRATCH through link loss, bus reset and FLR of %s",
+	     other, self->bdf);
+	OTHER(REG_SCRATCH) = 0;
+#undef OTHER
+	munmap((void *)b0, len);
+	if (pwrite(cfg, &cmd, 2, PCI_COMMAND) != 2)
+		TH_LOG("cannot restore %s's command register", other);
+	close(cfg);
+}
+
 /*
  * The 6.1 harness ignores its arguments; later ones take -t NAME to run some
  * tests only, which `make demo` uses.  Do the same here: -t NAME (repeatable,
