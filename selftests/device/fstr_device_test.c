@@ -2396,6 +2396,18 @@ static void one_stop(struct __test_metadata *_metadata, fstr_t *self,
 	}
 	sm->delay_us = rd32(self, REG_EMU_STOP_DELAY);
 	ASSERT_LE(sm->delay_us, 10000u);
+	if (dma_usable(self)) {
+		/* Stopped means stopped: the next entries are not written any more. */
+		uint32_t wr = rd32(self, REG_WR_COUNT), k;
+
+		for (k = 0; k < 3; k++)
+			poison_block_backwards(self, (wr + k) % NBLK);
+		sleep_ms(3);
+		for (k = 0; k < 3; k++)
+			ASSERT_TRUE(block_poisoned(self, (wr + k) % NBLK))
+				TH_LOG("entry %u written after RUNNING 0 and IDLE 1", (wr + k) % NBLK);
+		ASSERT_EQ(wr, rd32(self, REG_WR_COUNT));
+	}
 	/* RUNNING stayed 1 for the delay (the clocks agree to a fraction of a ms). */
 	EXPECT_LE(sm->delay_us / 1e3 - 0.5, sm->running_ms)
 		TH_LOG("RUNNING 0 after %.3f ms, the stop delay is %u us",
