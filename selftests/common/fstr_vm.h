@@ -55,6 +55,8 @@
 #define INJECT_LINK_DOWN 8	/* at once: all reads all ones until a reset */
 #define INJECT_AER_NONFATAL 16	/* next block: completer abort, stops as DMA_ERROR */
 #define INJECT_AER_FATAL 32	/* at once: fatal AER error, then link down */
+#define INJECT_WEDGE	64	/* at once: never idle again, through resets */
+#define INJECT_UNWEDGE	128	/* ends INJECT_WEDGE */
 
 /* How long a test waits for something the board must do before failing. */
 #define WAIT_MS		20000

@@ -74,6 +74,8 @@ FIXTURE_SETUP(field)
 
 FIXTURE_TEARDOWN(field)
 {
+	if (self->d.bar0)
+		fv_wr(&self->d, R_EMU_INJECT, INJECT_UNWEDGE);
 	if (self->b)
 		munmap(self->b, HUGE_2M);
 	fv_teardown(&self->d);
@@ -809,6 +811,96 @@ TEST_F_TIMEOUT(field, overwrite_one_block_refused, T_TEST)
 	}
 	ASSERT_EQ(0, fv_ioc(fd, FPGASTREAM_IOC_STOP, NULL));
 	close(fd);
+	assert_clean(_metadata, self);
+}
+
+/* PCI_COMMAND's Bus Master Enable, read from config space; -1: unknown. */
+static int bus_master_on(const struct fv_dev *d)
+{
+	char path[128];
+	uint16_t cmd;
+	int fd, n;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/config", d->bdf);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = pread(fd, &cmd, sizeof(cmd), 4);
+	close(fd);
+	return n == sizeof(cmd) ? !!(cmd & 0x4) : -1;
+}
+
+/* Kernel log lines since @fd was opened at its end, that contain @what. */
+static int kmsg_count(int fd, const char *what)
+{
+	char rec[2048];
+	int n = 0;
+	ssize_t len;
+
+	while ((len = read(fd, rec, sizeof(rec) - 1)) > 0 || (len < 0 && errno == EPIPE)) {
+		if (len <= 0)
+			continue;
+		rec[len] = 0;
+		if (strstr(rec, what))
+			n++;
+	}
+	return n;
+}
+
+/*
+ * An engine that never goes idle, not even after a soft reset or a reset
+ * of the board (EMU_INJECT 64): STOP gives EIO; the driver switches bus
+ * mastering off, then frees the buffer (nothing stays pinned or charged),
+ * with one kernel line; MAP answers EIO while the engine is not idle, and
+ * the board works again, bus mastering on, once it is.
+ */
+TEST_F_TIMEOUT(field, wedged_engine, T_TEST)
+{
+	struct fpgastream_block r[8];
+	int fd, kmsg, ret;
+	long n;
+
+	kmsg = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	ASSERT_LE(0, kmsg);
+	lseek(kmsg, 0, SEEK_END);
+	fd = open_mapped(self, 0);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, start_with(fd, FPGASTREAM_START_FLOW_CONTROL, 1, 0));
+	n = fv_records(fd, r, 8, WAIT_MS);
+	ASSERT_LT(0, n) TH_LOG("no record before the wedge: %s", strerror(-n));
+	EXPECT_TRUE(fv_block_ok(self->b + r[0].offset, r[0].seq, self->d.seed));
+	EXPECT_EQ(1, bus_master_on(&self->d));
+
+	fv_wr(&self->d, R_EMU_INJECT, INJECT_WEDGE);
+	ret = fv_ioc(fd, FPGASTREAM_IOC_STOP, NULL);
+	EXPECT_EQ(-EIO, ret) TH_LOG("STOP of an engine that never goes idle: %s", strerror(-ret));
+	/* Until then the board might still write: mastering must be off. */
+	EXPECT_EQ(0, bus_master_on(&self->d)) TH_LOG("bus mastering still on");
+	ret = fv_ioc(fd, FPGASTREAM_IOC_UNMAP, NULL);
+	EXPECT_EQ(0, ret) TH_LOG("UNMAP: %s", strerror(-ret));
+	EXPECT_TRUE(fv_pins_quiet(5000));
+	EXPECT_EQ(0, fv_pins_held(self->p0)) TH_LOG("the wedged board's buffer is still pinned");
+	EXPECT_EQ(self->lk0, fv_locked_kb()) TH_LOG("its charge was not returned");
+	EXPECT_EQ(1, kmsg_count(kmsg, "bus mastering switched off, buffer released"))
+		TH_LOG("one kernel line says what happened");
+	EXPECT_EQ(0, bus_master_on(&self->d));
+
+	ret = fv_map(fd, self->b, HUGE_2M, 0);
+	EXPECT_EQ(-EIO, ret) TH_LOG("MAP while the engine is not idle: %s", strerror(-ret));
+	EXPECT_EQ(0, fv_pins_held(self->p0));
+
+	fv_wr(&self->d, R_EMU_INJECT, INJECT_UNWEDGE);
+	ret = fv_map(fd, self->b, HUGE_2M, 0);
+	ASSERT_EQ(0, ret) TH_LOG("MAP once the engine is idle again: %s", strerror(-ret));
+	EXPECT_EQ(1, bus_master_on(&self->d)) TH_LOG("bus mastering not back on");
+	ASSERT_EQ(0, start_with(fd, FPGASTREAM_START_FLOW_CONTROL, 1, 0));
+	n = fv_records(fd, r, 8, WAIT_MS);
+	ASSERT_LT(0, n) TH_LOG("no record after the wedge: %s", strerror(-n));
+	EXPECT_EQ(0, r[0].seq);
+	EXPECT_TRUE(fv_block_ok(self->b + r[0].offset, r[0].seq, self->d.seed));
+	ASSERT_EQ(0, fv_ioc(fd, FPGASTREAM_IOC_STOP, NULL));
+	close(fd);
+	close(kmsg);
 	assert_clean(_metadata, self);
 }
 

@@ -174,6 +174,8 @@ OBJECT_DECLARE_SIMPLE_TYPE(FstrState, FSTR)
 #define INJECT_LINK_DOWN        (1u << 3)       /* at once, not armed */
 #define INJECT_AER_NONFATAL     (1u << 4)
 #define INJECT_AER_FATAL        (1u << 5)       /* at once, not armed */
+#define INJECT_WEDGE            (1u << 6)       /* at once: never idle again */
+#define INJECT_UNWEDGE          (1u << 7)       /* ends INJECT_WEDGE */
 /* Bits that stay armed in EMU_INJECT until a block or a stop uses them. */
 #define INJECT_ARMED            (INJECT_DMA_ERROR | INJECT_LUT_FAULT | \
                                  INJECT_STALL_IDLE | INJECT_AER_NONFATAL)
@@ -254,6 +256,12 @@ struct FstrState {
     uint32_t stop_delay_us;     /* EMU_STOP_DELAY: of the latest stop */
     /* STATUS.IDLE = !dma_busy && !idle_hold */
     bool idle_hold;             /* the injected IDLE stall after a stop */
+    /*
+     * INJECT_WEDGE: STATUS reads RUNNING 1, IDLE 0 whatever the engine
+     * does, through every reset, until INJECT_UNWEDGE: the engine that
+     * never stops, which a driver must survive without a leak.
+     */
+    bool wedged;
     bool dma_busy;              /* a block is being written, unlocked */
     QemuCond dma_done;          /* signalled when dma_busy clears */
 
@@ -654,6 +662,9 @@ static void fstr_update_held(FstrState *s)
  */
 static uint32_t fstr_status(FstrState *s)
 {
+    if (s->wedged) {
+        return s->status_sticky | STATUS_RUNNING;
+    }
     return s->status_sticky | (s->running ? STATUS_RUNNING : 0) |
            (!s->dma_busy && !s->idle_hold ? STATUS_IDLE : 0);
 }
@@ -1048,7 +1059,7 @@ static uint32_t fstr_regs_read_locked(FstrState *s, hwaddr addr)
     case REG_EMU_BURST:
         return s->burst;
     case REG_EMU_INJECT:
-        return s->inject;
+        return s->inject | (s->wedged ? INJECT_WEDGE : 0);
     case REG_EMU_FIFO_BLOCKS:
         return s->fifo_blocks;
     case REG_EMU_HOLDS:
@@ -1168,6 +1179,12 @@ static void fstr_regs_write_locked(FstrState *s, hwaddr addr, uint32_t val)
         break;
     case REG_EMU_INJECT:
         s->inject |= val & INJECT_ARMED;
+        if (val & INJECT_WEDGE) {
+            s->wedged = true;
+        }
+        if (val & INJECT_UNWEDGE) {
+            s->wedged = false;
+        }
         if (val & (INJECT_LINK_DOWN | INJECT_AER_FATAL)) {
             fstr_link_down(s);
         }
