@@ -61,6 +61,18 @@ fi
 
 tree=$src/tree
 build=$src/build
+# The device reports AER errors through pcie_aer_inject_error(), which QEMU
+# 7.2 keeps static in hw/pci/pcie_aer.c (QEMU 8 exports it with the same
+# prototype).  Export it; the change is idempotent and alters no behaviour,
+# so a tree shared with older checkouts of this script builds as before.
+aer_c=$tree/hw/pci/pcie_aer.c
+if grep -q '^static int pcie_aer_inject_error(PCIDevice \*dev, const PCIEAERErr \*err)$' "$aer_c"; then
+	sed -i 's/^static int pcie_aer_inject_error(PCIDevice \*dev, const PCIEAERErr \*err)$/int pcie_aer_inject_error(PCIDevice *dev, const PCIEAERErr *err)/' "$aer_c"
+fi
+grep -q '^int pcie_aer_inject_error(PCIDevice \*dev, const PCIEAERErr \*err)$' "$aer_c" || {
+	say "cannot export pcie_aer_inject_error() from $aer_c"
+	exit 1
+}
 # Copy only on change so that ninja's timestamps keep the rebuild incremental.
 cmp -s "$here/fstr.c" "$tree/hw/misc/fstr.c" || cp "$here/fstr.c" "$tree/hw/misc/fstr.c"
 

@@ -2,7 +2,7 @@
 /*
  * FSTR stream engine: reference device model for fpgastream.
  *
- * Implements the register-level datasheet (revision 1.0) of the legacy FPGA
+ * Implements the register-level datasheet (revision 1.1) of the legacy FPGA
  * that fpgastream drives: a data source streams 64 KiB blocks into host
  * memory through a lookup table (LUT) of block addresses.
  *
@@ -70,6 +70,8 @@
 #include "qapi/error.h"
 #include "hw/pci/pci.h"
 #include "hw/pci/msi.h"
+#include "hw/pci/pcie.h"
+#include "hw/pci/pcie_aer.h"
 #include "hw/qdev-properties.h"
 #include "migration/vmstate.h"
 #include "qom/object.h"
@@ -83,6 +85,15 @@
 #include <immintrin.h>
 #define FSTR_HAVE_AVX2 1
 #endif
+
+/*
+ * hw/pci/pcie_aer.c of QEMU 7.2 keeps this static (the monitor's
+ * pcie_aer_inject_error command is its only caller); tools/emu/build.sh
+ * exports it, as QEMU 8 does with this very prototype.  It signals an
+ * error through the device's AER capability and sends the message up to
+ * the root port, which interrupts the guest's AER service.
+ */
+int pcie_aer_inject_error(PCIDevice *dev, const PCIEAERErr *err);
 
 #define TYPE_FSTR "fstr"
 OBJECT_DECLARE_SIMPLE_TYPE(FstrState, FSTR)
@@ -122,6 +133,8 @@ OBJECT_DECLARE_SIMPLE_TYPE(FstrState, FSTR)
 #define REG_EMU_INJECT          0x100c
 #define REG_EMU_FIFO_BLOCKS     0x1010
 #define REG_EMU_HOLDS           0x1014
+#define REG_EMU_STOP_SEED       0x1018
+#define REG_EMU_STOP_DELAY      0x101c
 
 #define FSTR_ID                 0x46535452      /* "FSTR" */
 #define FSTR_VERSION            0x00010000
@@ -148,8 +161,20 @@ OBJECT_DECLARE_SIMPLE_TYPE(FstrState, FSTR)
 #define INJECT_DMA_ERROR        (1u << 0)
 #define INJECT_LUT_FAULT        (1u << 1)
 #define INJECT_STALL_IDLE       (1u << 2)
-#define INJECT_ALL              (INJECT_DMA_ERROR | INJECT_LUT_FAULT | \
-                                 INJECT_STALL_IDLE)
+#define INJECT_LINK_DOWN        (1u << 3)       /* at once, not armed */
+#define INJECT_AER_NONFATAL     (1u << 4)
+#define INJECT_AER_FATAL        (1u << 5)       /* at once, not armed */
+/* Bits that stay armed in EMU_INJECT until a block or a stop uses them. */
+#define INJECT_ARMED            (INJECT_DMA_ERROR | INJECT_LUT_FAULT | \
+                                 INJECT_STALL_IDLE | INJECT_AER_NONFATAL)
+
+/* AER messages waiting for aer_bh (s->aer_pending) */
+#define AER_SEND_NONFATAL       (1u << 0)
+#define AER_SEND_FATAL          (1u << 1)
+
+/* Configuration space layout: the PCIe capability, then AER. */
+#define FSTR_PCIE_CAP_OFFSET    0x80
+#define FSTR_AER_OFFSET         0x100
 
 #define LUT_VALID               (1ull << 0)
 #define LUT_ADDR_MASK           (~(uint64_t)(FSTR_BLOCK_SIZE - 1))
@@ -157,9 +182,15 @@ OBJECT_DECLARE_SIMPLE_TYPE(FstrState, FSTR)
 #define FSTR_LUT_CAPACITY_MAX   (1u << 20)
 #define FSTR_FIFO_DEFAULT       16
 
-/* Delay from clearing ENABLE to STATUS.IDLE; the datasheet promises 10 ms. */
-#define FSTR_IDLE_DELAY_NS      (1 * SCALE_MS)
+/*
+ * Clearing ENABLE takes effect after a delay of at most 10 ms (datasheet
+ * 1.1), drawn per stop from a PRNG (stop-delay-us = -1) or fixed.  The
+ * injected IDLE stall holds IDLE clear for 50 ms after that.
+ */
+#define FSTR_STOP_DELAY_MAX_US  10000
 #define FSTR_STALL_IDLE_DELAY_NS (50 * SCALE_MS)
+/* How long a reset or a link loss waits for a block write in flight. */
+#define FSTR_DMA_DRAIN_MS       100
 
 struct FstrState {
     PCIDevice parent_obj;
@@ -170,12 +201,17 @@ struct FstrState {
     uint32_t prop_rate;         /* EMU_RATE at power-on */
     uint64_t prop_seed;         /* EMU_SEED at power-on */
     uint16_t prop_device_id;    /* PCI device ID: a production board's own */
+    bool prop_flr;              /* advertise and implement FLR */
+    bool prop_msi;              /* offer the MSI capability (else INTx only) */
+    int32_t prop_stop_delay_us; /* -1: random per stop, else fixed */
+    uint64_t prop_stop_seed;    /* seed of the stop-delay PRNG at power-on */
 
     /* Set up at realize, constant afterwards. */
     MemoryRegion regs;          /* BAR0 */
     MemoryRegion lut_bar;       /* BAR2 */
     uint64_t *buf;              /* next block's data; engine thread only */
     QEMUBH *irq_bh;             /* drives the interrupt for the engine */
+    QEMUBH *aer_bh;             /* sends AER messages (needs the BQL) */
 
     /*
      * Protects everything below.  Lock order: the BQL, then s->lock; the
@@ -196,10 +232,28 @@ struct FstrState {
     /* Control registers */
     uint32_t ctrl;              /* CTRL_RW_MASK bits */
     uint32_t status_sticky;     /* STATUS_STICKY bits */
-    /* STATUS.RUNNING: set by ENABLE 0->1, cleared by ENABLE 1->0 or a fault */
+    /*
+     * STATUS.RUNNING: set by ENABLE 0->1, cleared when a stop takes effect
+     * (stop_timer, some time after ENABLE 1->0), by a fault or a reset.
+     */
     bool running;
-    bool idle;                  /* STATUS.IDLE, unless dma_busy */
+    bool stop_pending;          /* ENABLE cleared, stop_timer armed */
+    QEMUTimer stop_timer;       /* the stop takes effect */
+    uint64_t stop_rng;          /* PRNG state of the stop delays */
+    uint64_t stop_seed;         /* EMU_STOP_SEED: what stop_rng began at */
+    uint32_t stop_delay_us;     /* EMU_STOP_DELAY: of the latest stop */
+    /* STATUS.IDLE = !dma_busy && !idle_hold */
+    bool idle_hold;             /* the injected IDLE stall after a stop */
     bool dma_busy;              /* a block is being written, unlocked */
+    QemuCond dma_done;          /* signalled when dma_busy clears */
+
+    /*
+     * The link is down (EMU_INJECT 8 or 32): MMIO and configuration reads
+     * return all ones, writes are lost, the engine is stopped and raises
+     * no interrupt, until a reset.  Changed under the BQL and s->lock.
+     */
+    bool link_down;
+    uint32_t aer_pending;       /* AER_SEND_* for aer_bh */
     uint32_t ring_size;
     uint64_t wr_count;          /* WR_COUNT is its low 32 bits */
     uint32_t rd_count;
@@ -214,7 +268,7 @@ struct FstrState {
     int64_t unsignalled_since;  /* when the oldest of them completed (ns) */
     QEMUTimer coalesce_timer;   /* IRQ_COALESCE_USEC deadline */
 
-    QEMUTimer idle_timer;       /* sets IDLE some time after a stop */
+    QEMUTimer idle_timer;       /* ends idle_hold */
 
     /* Test block */
     uint32_t rate;              /* EMU_RATE, blocks/s, 0 = on demand */
@@ -370,7 +424,9 @@ static void fstr_update_irq(FstrState *s, bool notify)
 static void fstr_unlock(FstrState *s)
 {
     bool drive = s->irq_dirty && qemu_mutex_iothread_locked();
-    bool level = (s->ctrl & CTRL_IRQ_ENABLE) && s->irq_status;
+    /* A board whose link is down sends no interrupt message at all. */
+    bool level = !s->link_down && (s->ctrl & CTRL_IRQ_ENABLE) &&
+                 s->irq_status;
     bool notify = s->irq_notify;
 
     if (drive) {
@@ -579,11 +635,55 @@ static void fstr_update_held(FstrState *s)
 /* Engine state                                                            */
 /* ---------------------------------------------------------------------- */
 
-/* A block write in flight keeps IDLE clear: the memory must stay mapped. */
+/*
+ * IDLE means no block write is in flight at this moment: the memory must
+ * stay mapped while it reads 0.  It reads 1 between blocks while the engine
+ * runs and waits (for a slow source, for RD_COUNT under flow control, after
+ * a burst); only RUNNING 0 and IDLE 1 in one read mean the engine can no
+ * longer write (datasheet 1.1).
+ */
 static uint32_t fstr_status(FstrState *s)
 {
     return s->status_sticky | (s->running ? STATUS_RUNNING : 0) |
-           (s->idle && !s->dma_busy ? STATUS_IDLE : 0);
+           (!s->dma_busy && !s->idle_hold ? STATUS_IDLE : 0);
+}
+
+/*
+ * Wait, with s->lock held, for a block write that runs without any lock to
+ * end, so that nothing reaches host memory after a reset or a link loss
+ * returns.  Behind a guest IOMMU the write takes the BQL, which our caller
+ * holds, and checks under it that the block is still wanted (the caller
+ * bumped s->gen): nothing to wait for.  Bounded, for a write that lands in
+ * our own BARs and so runs this from inside itself.
+ */
+static void fstr_drain_dma(FstrState *s)
+{
+    int64_t end = qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + FSTR_DMA_DRAIN_MS;
+
+    while (s->dma_busy && !s->dma_translated &&
+           qemu_clock_get_ms(QEMU_CLOCK_REALTIME) < end) {
+        qemu_cond_timedwait(&s->dma_done, &s->lock, 10);
+    }
+}
+
+/* Next stop delay: fixed by stop-delay-us, or drawn from the PRNG. */
+static uint32_t fstr_next_stop_delay_us(FstrState *s)
+{
+    uint64_t r;
+
+    if (s->prop_stop_delay_us >= 0) {
+        return s->prop_stop_delay_us;
+    }
+    r = splitmix64(s->stop_rng);
+    s->stop_rng += 0x9e3779b97f4a7c15ull;
+    return r % (FSTR_STOP_DELAY_MAX_US + 1);
+}
+
+/* Start the stop-delay sequence again from @seed (power-on, EMU_STOP_SEED). */
+static void fstr_stop_reseed(FstrState *s, uint64_t seed)
+{
+    s->stop_seed = seed;
+    s->stop_rng = seed;
 }
 
 /* ENABLE 0->1 with no fault pending: stream.  Called with the BQL. */
@@ -594,7 +694,9 @@ static void fstr_engine_start(FstrState *s)
                         &address_space_memory;
     s->gen++;
     s->running = true;
-    s->idle = false;
+    s->stop_pending = false;
+    timer_del(&s->stop_timer);
+    s->idle_hold = false;
     timer_del(&s->idle_timer);
     fstr_source_rebase(s);
     fstr_update_held(s);
@@ -602,30 +704,54 @@ static void fstr_engine_start(FstrState *s)
 }
 
 /*
- * Stop streaming.  A fault stops at once (no block is in flight: the
- * faulting block was never started); clearing ENABLE sets IDLE after a
- * short delay, like the FPGA draining its pipeline.
+ * The engine stops: RUNNING clears, and a block in flight is abandoned
+ * (IDLE reads 1 once its write is over).  A fault stops at once (the
+ * faulting block was never started); a stop by ENABLE comes here when its
+ * delay is over (fstr_stop_timer_cb), and the injected IDLE stall then
+ * holds IDLE clear for 50 ms more.
  */
 static void fstr_engine_stop(FstrState *s, bool fault)
 {
-    int64_t delay;
-
     fstr_source_advance(s);     /* count what the source produced so far */
     s->gen++;
     s->running = false;
     s->held = false;
+    s->stop_pending = false;
+    timer_del(&s->stop_timer);
     timer_del(&s->src_timer);
-    if (fault) {
-        s->idle = true;
-        timer_del(&s->idle_timer);
+    if (!fault && (s->inject & INJECT_STALL_IDLE)) {
+        s->inject &= ~INJECT_STALL_IDLE;
+        s->idle_hold = true;
+        timer_mod(&s->idle_timer, qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL) +
+                  FSTR_STALL_IDLE_DELAY_NS);
+    }
+}
+
+/*
+ * ENABLE 1->0: the stop takes effect after the next stop delay.  Until
+ * then the engine goes on as before, starting blocks, and RUNNING reads 1.
+ */
+static void fstr_engine_request_stop(FstrState *s)
+{
+    s->stop_delay_us = fstr_next_stop_delay_us(s);
+    if (!s->stop_delay_us) {
+        fstr_engine_stop(s, false);
         return;
     }
-    delay = FSTR_IDLE_DELAY_NS;
-    if (s->inject & INJECT_STALL_IDLE) {
-        s->inject &= ~INJECT_STALL_IDLE;
-        delay = FSTR_STALL_IDLE_DELAY_NS;
+    s->stop_pending = true;
+    timer_mod(&s->stop_timer, qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL) +
+              (int64_t)s->stop_delay_us * SCALE_US);
+}
+
+static void fstr_stop_timer_cb(void *opaque)
+{
+    FstrState *s = opaque;
+
+    qemu_mutex_lock(&s->lock);
+    if (s->stop_pending && s->running) {
+        fstr_engine_stop(s, false);
     }
-    timer_mod(&s->idle_timer, qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL) + delay);
+    fstr_unlock(s);
 }
 
 static void fstr_idle_timer_cb(void *opaque)
@@ -633,9 +759,7 @@ static void fstr_idle_timer_cb(void *opaque)
     FstrState *s = opaque;
 
     qemu_mutex_lock(&s->lock);
-    if (!s->running) {
-        s->idle = true;
-    }
+    s->idle_hold = false;
     fstr_unlock(s);
 }
 
@@ -652,6 +776,29 @@ static void fstr_fault(FstrState *s, uint32_t status_bit)
 }
 
 /*
+ * The link goes down (EMU_INJECT 8, or 32 after its AER message): the
+ * engine stops at once, abandoning a block in flight, and once this
+ * returns no write of the board reaches host memory and no interrupt is
+ * sent (fstr_unlock() drives the level low).  Only a reset of the function
+ * or of its port (fstr_reset()) brings it back; FLR cannot be written
+ * over the dead link, so that leaves the port's secondary bus reset.
+ * Called with the BQL and s->lock.
+ */
+static void fstr_link_down(FstrState *s)
+{
+    if (s->running) {
+        fstr_engine_stop(s, true);
+    }
+    s->link_down = true;
+    s->gen++;
+    timer_del(&s->coalesce_timer);
+    timer_del(&s->idle_timer);
+    s->idle_hold = false;
+    fstr_drain_dma(s);
+    fstr_update_irq(s, false);
+}
+
+/*
  * SOFT_RESET: stop at once, abandoning a block in flight, and zero the
  * counters, the interrupt state, the sticky STATUS bits and the source.
  * The LUT, RING_SIZE, coalescing and test-block registers are kept.
@@ -661,7 +808,8 @@ static void fstr_soft_reset(FstrState *s)
     s->gen++;
     s->ctrl = 0;
     s->running = false;
-    s->idle = true;
+    s->stop_pending = false;
+    s->idle_hold = false;
     s->status_sticky = 0;
     s->wr_count = 0;
     s->rd_count = 0;
@@ -674,6 +822,7 @@ static void fstr_soft_reset(FstrState *s)
     s->src_t0 = 0;
     s->held = false;
     s->holds = 0;
+    timer_del(&s->stop_timer);
     timer_del(&s->idle_timer);
     timer_del(&s->src_timer);
     timer_del(&s->coalesce_timer);
@@ -777,6 +926,14 @@ static void fstr_engine_write_block(FstrState *s, uint64_t seq)
         fstr_fault(s, STATUS_DMA_ERROR);
         return;
     }
+    if (s->inject & INJECT_AER_NONFATAL) {
+        /* The block's first write met a completer abort: report, stop. */
+        s->inject &= ~INJECT_AER_NONFATAL;
+        fstr_fault(s, STATUS_DMA_ERROR);
+        s->aer_pending |= AER_SEND_NONFATAL;
+        qemu_bh_schedule(s->aer_bh);
+        return;
+    }
     if (!(s->ctrl & CTRL_FLOW_CONTROL) &&
         (uint32_t)(k - s->rd_count) >= s->ring_size) {
         s->status_sticky |= STATUS_OVERRUN;
@@ -788,6 +945,7 @@ static void fstr_engine_write_block(FstrState *s, uint64_t seq)
     res = fstr_engine_dma(s, translated, gen, addr);
     qemu_mutex_lock(&s->lock);
     s->dma_busy = false;
+    qemu_cond_broadcast(&s->dma_done);
     /*
      * The guest may have stopped or reset the engine meanwhile, and a DMA
      * into our own BARs runs our MMIO handlers from here: then the block
@@ -885,9 +1043,19 @@ static uint32_t fstr_regs_read_locked(FstrState *s, hwaddr addr)
         return s->fifo_blocks;
     case REG_EMU_HOLDS:
         return s->holds;
+    case REG_EMU_STOP_SEED:
+        return (uint32_t)s->stop_seed;
+    case REG_EMU_STOP_DELAY:
+        return s->stop_delay_us;
     default:
         return 0;
     }
+}
+
+/* What a read over a dead link completes with (a completion timeout). */
+static uint64_t fstr_all_ones(unsigned size)
+{
+    return size >= 8 ? UINT64_MAX : (1ull << (8 * size)) - 1;
 }
 
 static uint64_t fstr_regs_read(void *opaque, hwaddr addr, unsigned size)
@@ -895,6 +1063,9 @@ static uint64_t fstr_regs_read(void *opaque, hwaddr addr, unsigned size)
     FstrState *s = opaque;
     uint32_t val;
 
+    if (s->link_down) {
+        return fstr_all_ones(size);
+    }
     if (size != 4 || (addr & 3)) {
         qemu_log_mask(LOG_GUEST_ERROR, "fstr: BAR0 read of %u bytes at 0x%"
                       HWADDR_PRIx " ignored: registers are 32-bit\n",
@@ -918,10 +1089,15 @@ static void fstr_write_ctrl(FstrState *s, uint32_t val)
     }
     s->ctrl = val & CTRL_RW_MASK;
     if ((s->ctrl & CTRL_ENABLE) && !(old & CTRL_ENABLE) &&
-        !(s->status_sticky & STATUS_FAULTS)) {
+        s->stop_pending) {
+        /* ENABLE again before the stop took effect: it never happens. */
+        s->stop_pending = false;
+        timer_del(&s->stop_timer);
+    } else if ((s->ctrl & CTRL_ENABLE) && !(old & CTRL_ENABLE) &&
+               !(s->status_sticky & STATUS_FAULTS)) {
         fstr_engine_start(s);
-    } else if (!(s->ctrl & CTRL_ENABLE) && s->running) {
-        fstr_engine_stop(s, false);
+    } else if (!(s->ctrl & CTRL_ENABLE) && s->running && !s->stop_pending) {
+        fstr_engine_request_stop(s);
     }
     fstr_update_held(s);        /* FLOW_CONTROL may have changed */
     fstr_kick(s);
@@ -981,7 +1157,17 @@ static void fstr_regs_write_locked(FstrState *s, hwaddr addr, uint32_t val)
         fstr_kick(s);
         break;
     case REG_EMU_INJECT:
-        s->inject |= val & INJECT_ALL;
+        s->inject |= val & INJECT_ARMED;
+        if (val & (INJECT_LINK_DOWN | INJECT_AER_FATAL)) {
+            fstr_link_down(s);
+        }
+        if (val & INJECT_AER_FATAL) {
+            s->aer_pending |= AER_SEND_FATAL;
+            qemu_bh_schedule(s->aer_bh);
+        }
+        break;
+    case REG_EMU_STOP_SEED:
+        fstr_stop_reseed(s, val);
         break;
     case REG_EMU_FIFO_BLOCKS:
         fstr_source_advance(s);
@@ -1000,6 +1186,9 @@ static void fstr_regs_write(void *opaque, hwaddr addr, uint64_t val64,
 {
     FstrState *s = opaque;
 
+    if (s->link_down) {
+        return;                 /* lost on the dead link */
+    }
     if (size != 4 || (addr & 3)) {
         qemu_log_mask(LOG_GUEST_ERROR, "fstr: BAR0 write of %u bytes at 0x%"
                       HWADDR_PRIx " ignored: registers are 32-bit\n",
@@ -1038,6 +1227,9 @@ static uint64_t fstr_lut_read(void *opaque, hwaddr addr, unsigned size)
     uint64_t idx = addr / 8;
     uint64_t entry;
 
+    if (s->link_down) {
+        return fstr_all_ones(size);
+    }
     if (idx >= s->lut_capacity) {
         return 0;               /* BAR padding beyond the LUT */
     }
@@ -1060,7 +1252,7 @@ static void fstr_lut_write(void *opaque, hwaddr addr, uint64_t val,
     FstrState *s = opaque;
     uint64_t idx = addr / 8;
 
-    if (idx >= s->lut_capacity) {
+    if (s->link_down || idx >= s->lut_capacity) {
         return;
     }
     qemu_mutex_lock(&s->lock);
@@ -1094,13 +1286,27 @@ static const MemoryRegionOps fstr_lut_ops = {
 /* Device lifecycle                                                        */
 /* ---------------------------------------------------------------------- */
 
-/* Power-on / device reset: everything, including the LUT and test block. */
+/*
+ * Power-on and every reset QEMU delivers to the device: FLR
+ * (pcie_cap_flr_write_config()), the port's secondary bus reset, a machine
+ * reset and the reset of an S3 wakeup.  Everything returns to its
+ * power-on value: registers, the LUT (entries 0, not VALID), the test
+ * block, the stop-delay PRNG, and the link comes back up.  The engine
+ * stops at once; a block write in flight is abandoned, and over by the
+ * time this returns (fstr_drain_dma()).  QEMU's PCI core resets the
+ * configuration space (BARs, COMMAND, MSI) after this.
+ */
 static void fstr_reset(DeviceState *dev)
 {
     FstrState *s = FSTR(dev);
 
     qemu_mutex_lock(&s->lock);
     fstr_soft_reset(s);
+    fstr_drain_dma(s);
+    s->link_down = false;
+    s->aer_pending = 0;
+    s->stop_delay_us = 0;
+    fstr_stop_reseed(s, s->prop_stop_seed);
     memset(s->lut, 0, sizeof(*s->lut) * s->lut_capacity);
     memset(s->lut_low, 0, sizeof(*s->lut_low) * s->lut_capacity);
     s->ring_size = s->lut_capacity;
@@ -1118,14 +1324,70 @@ static void fstr_reset(DeviceState *dev)
     fstr_unlock(s);
 }
 
-/* MSI enable changes the interrupt route: move a pending level over. */
+/*
+ * Send the AER messages the engine or a register write queued.  Runs in
+ * the main loop with the BQL, without s->lock: the root port's interrupt
+ * is a memory write like an MSI (see fstr_unlock()).  A message is sent
+ * only if the guest enabled its severity in DEVCTL (or SERR), as the PCIe
+ * core does; Linux enables reporting for every device with AER.
+ */
+static void fstr_aer_bh(void *opaque)
+{
+    FstrState *s = opaque;
+    PCIDevice *pdev = PCI_DEVICE(s);
+    uint32_t pending;
+    PCIEAERErr err = { .source_id = pci_requester_id(pdev) };
+
+    qemu_mutex_lock(&s->lock);
+    pending = s->aer_pending;
+    s->aer_pending = 0;
+    fstr_unlock(s);
+
+    if (pending & AER_SEND_NONFATAL) {
+        /* Completer abort: uncorrectable, non-fatal by default severity. */
+        err.status = PCI_ERR_UNC_COMP_ABORT;
+        if (pcie_aer_inject_error(pdev, &err) < 0) {
+            qemu_log_mask(LOG_GUEST_ERROR, "fstr: AER completer abort not sent\n");
+        }
+    }
+    if (pending & AER_SEND_FATAL) {
+        /* Data link protocol error: fatal by default severity. */
+        err.status = PCI_ERR_UNC_DLP;
+        if (pcie_aer_inject_error(pdev, &err) < 0) {
+            qemu_log_mask(LOG_GUEST_ERROR, "fstr: AER DLP error not sent\n");
+        }
+    }
+}
+
+/* Over a dead link every configuration read completes with all ones. */
+static uint32_t fstr_config_read(PCIDevice *pdev, uint32_t addr, int len)
+{
+    FstrState *s = FSTR(pdev);
+
+    if (s->link_down) {
+        return fstr_all_ones(len);
+    }
+    return pci_default_read_config(pdev, addr, len);
+}
+
+/*
+ * Configuration writes: lost while the link is down; FLR resets the
+ * device; AER status writes; an MSI enable change moves a pending level.
+ */
 static void fstr_config_write(PCIDevice *pdev, uint32_t addr, uint32_t val,
                               int len)
 {
     FstrState *s = FSTR(pdev);
     bool msi_was = msi_enabled(pdev);
 
+    if (s->link_down) {
+        return;
+    }
     pci_default_write_config(pdev, addr, val, len);
+    pcie_aer_write_config(pdev, addr, val, len);
+    if (s->prop_flr) {
+        pcie_cap_flr_write_config(pdev, addr, val, len);    /* resets */
+    }
     if (msi_enabled(pdev) != msi_was) {
         qemu_mutex_lock(&s->lock);
         fstr_update_irq(s, true);
@@ -1149,11 +1411,34 @@ static void fstr_realize(PCIDevice *pdev, Error **errp)
         return;
     }
 
+    if (s->prop_stop_delay_us < -1 ||
+        s->prop_stop_delay_us > FSTR_STOP_DELAY_MAX_US) {
+        error_setg(errp, "fstr: stop-delay-us must be -1 (random) or 0..%d, not %d",
+                   FSTR_STOP_DELAY_MAX_US, s->prop_stop_delay_us);
+        return;
+    }
+
     /* Production boards carry their own IDs: let tests bind one by ids=. */
     pci_config_set_device_id(pdev->config, s->prop_device_id);
     pci_config_set_interrupt_pin(pdev->config, 1);
-    if (msi_init(pdev, 0, 1, true, false, errp)) {
+    if (s->prop_msi && msi_init(pdev, 0, 1, true, false, errp)) {
         return;
+    }
+    /*
+     * A PCI Express endpoint (behind a root port; on the root bus QEMU
+     * makes it a root-complex integrated endpoint, whose AER messages no
+     * port hears) with the AER capability and, if asked, FLR.
+     */
+    if (pcie_endpoint_cap_init(pdev, FSTR_PCIE_CAP_OFFSET) < 0) {
+        error_setg(errp, "fstr: cannot add the PCI Express capability");
+        goto fail_msi;
+    }
+    if (s->prop_flr) {
+        pcie_cap_flr_init(pdev);
+    }
+    if (pcie_aer_init(pdev, PCI_ERR_VER, FSTR_AER_OFFSET, PCI_ERR_SIZEOF,
+                      errp) < 0) {
+        goto fail_pcie;
     }
 
     s->lut = g_new0(uint64_t, s->lut_capacity);
@@ -1163,7 +1448,7 @@ static void fstr_realize(PCIDevice *pdev, Error **errp)
     s->rate = s->prop_rate;
     s->seed = s->prop_seed;
     s->fifo_blocks = FSTR_FIFO_DEFAULT;
-    s->idle = true;
+    fstr_stop_reseed(s, s->prop_stop_seed);
 
     memory_region_init_io(&s->regs, OBJECT(s), &fstr_regs_ops, s,
                           "fstr-regs", FSTR_BAR0_SIZE);
@@ -1179,13 +1464,22 @@ static void fstr_realize(PCIDevice *pdev, Error **errp)
                   fstr_coalesce_timer_cb, s);
     timer_init_ns(&s->idle_timer, QEMU_CLOCK_VIRTUAL, fstr_idle_timer_cb, s);
     timer_init_ns(&s->src_timer, QEMU_CLOCK_VIRTUAL, fstr_src_timer_cb, s);
+    timer_init_ns(&s->stop_timer, QEMU_CLOCK_VIRTUAL, fstr_stop_timer_cb, s);
 
     s->irq_bh = qemu_bh_new(fstr_irq_bh, s);
+    s->aer_bh = qemu_bh_new(fstr_aer_bh, s);
     qemu_mutex_init(&s->lock);
     qemu_cond_init(&s->wake);
+    qemu_cond_init(&s->dma_done);
     s->stopping = false;
     qemu_thread_create(&s->thread, "fstr-engine", fstr_engine_thread, s,
                        QEMU_THREAD_JOINABLE);
+    return;
+
+fail_pcie:
+    pcie_cap_exit(pdev);
+fail_msi:
+    msi_uninit(pdev);
 }
 
 static void fstr_exit(PCIDevice *pdev)
@@ -1205,9 +1499,14 @@ static void fstr_exit(PCIDevice *pdev)
     timer_del(&s->coalesce_timer);
     timer_del(&s->idle_timer);
     timer_del(&s->src_timer);
+    timer_del(&s->stop_timer);
     qemu_bh_delete(s->irq_bh);
+    qemu_bh_delete(s->aer_bh);
     qemu_cond_destroy(&s->wake);
+    qemu_cond_destroy(&s->dma_done);
     qemu_mutex_destroy(&s->lock);
+    pcie_aer_exit(pdev);
+    pcie_cap_exit(pdev);
     msi_uninit(pdev);
     g_free(s->lut);
     g_free(s->lut_low);
@@ -1229,6 +1528,10 @@ static Property fstr_properties[] = {
     DEFINE_PROP_UINT32("rate", FstrState, prop_rate, 0),
     DEFINE_PROP_UINT64("seed", FstrState, prop_seed, 0),
     DEFINE_PROP_UINT16("device-id", FstrState, prop_device_id, FSTR_DEVICE_ID),
+    DEFINE_PROP_BOOL("flr", FstrState, prop_flr, true),
+    DEFINE_PROP_BOOL("msi", FstrState, prop_msi, true),
+    DEFINE_PROP_INT32("stop-delay-us", FstrState, prop_stop_delay_us, -1),
+    DEFINE_PROP_UINT64("stop-seed", FstrState, prop_stop_seed, 0),
     DEFINE_PROP_END_OF_LIST(),
 };
 
@@ -1239,6 +1542,7 @@ static void fstr_class_init(ObjectClass *klass, void *data)
 
     k->realize = fstr_realize;
     k->exit = fstr_exit;
+    k->config_read = fstr_config_read;
     k->config_write = fstr_config_write;
     k->vendor_id = FSTR_VENDOR_ID;
     k->device_id = FSTR_DEVICE_ID;
@@ -1263,7 +1567,7 @@ static const TypeInfo fstr_info = {
     .instance_size = sizeof(FstrState),
     .class_init = fstr_class_init,
     .interfaces = (InterfaceInfo[]) {
-        { INTERFACE_CONVENTIONAL_PCI_DEVICE },
+        { INTERFACE_PCIE_DEVICE },
         { },
     },
 };
