@@ -287,6 +287,10 @@ static int fpgastream_open(struct inode *inode, struct file *file)
 	/* Keep fdev alive until release(), even past the board's removal. */
 	get_device(&fdev->dev);
 	file->private_data = fdev;
+	mutex_lock(&fdev->lock);
+	if (!fdev->open_count++)
+		fpgastream_health_start(fdev);
+	mutex_unlock(&fdev->lock);
 	return stream_open(inode, file);
 }
 
@@ -297,6 +301,7 @@ static int fpgastream_release(struct inode *inode, struct file *file)
 	mutex_lock(&fdev->lock);
 	if (fdev->owner == file && !fdev->gone)
 		fpgastream_teardown(fdev);
+	fdev->open_count--;
 	mutex_unlock(&fdev->lock);
 	/* The module may go once the last file is closed: no work left. */
 	flush_work(&fdev->missed_work);
@@ -353,6 +358,7 @@ struct fpgastream_dev *fpgastream_cdev_alloc(struct device *parent)
 	spin_lock_init(&fdev->irq_lock);
 	init_waitqueue_head(&fdev->wq);
 	INIT_WORK(&fdev->missed_work, fpgastream_missed_work);
+	INIT_DELAYED_WORK(&fdev->health_work, fpgastream_health_work);
 
 	device_initialize(&fdev->dev);
 	fdev->dev.class = &fpgastream_class;

@@ -100,6 +100,16 @@ struct fpgastream_mapping {
 	u64 lut_ns;
 };
 
+/*
+ * fpgastream_stream.fault without a STATUS bit: a reset, an error recovery
+ * or a suspend ended the stream; read() returns -EIO after the pending
+ * records, as after a fault the board reported.
+ */
+#define FPGASTREAM_FAULT_INTERRUPTED	BIT(31)
+
+/* How often an open board is checked for a link that went down. */
+#define FPGASTREAM_HEALTH_MS		200
+
 /**
  * struct fpgastream_stream - sequence state of the stream, zeroed by START
  * @active: the counters follow the board (between START and STOP)
@@ -107,7 +117,8 @@ struct fpgastream_mapping {
  * @last_wr: WR_COUNT when last read
  * @dropped: DROP_COUNT extended to 64 bits
  * @last_drop: DROP_COUNT when last read
- * @fault: STATUS fault bits (LUT_FAULT, DMA_ERROR) once seen, else 0
+ * @fault: STATUS fault bits (LUT_FAULT, DMA_ERROR) once seen, or
+ *	FPGASTREAM_FAULT_INTERRUPTED, else 0
  * @interrupts: interrupts handled
  * @nr_samples: samples taken (see struct fpgastream_sample)
  * @sample_head: ring index of the next sample to write
@@ -192,7 +203,19 @@ struct fpgastream_stream {
  * @running: the engine was started and not stopped
  * @started: a stream was started on @map (read can drain it)
  * @gone: the board was removed; everything but close fails with -ENODEV
- * @wedged: the engine never went idle; its buffer stays pinned forever
+ * @wedged: the engine never went idle, even after a soft reset; bus
+ *	mastering is switched off before its buffer is freed, and stays off
+ *	until the engine is seen idle again
+ * @lut_lost: a reset or a power loss may have put every register and LUT
+ *	entry back to its power-on value: fpgastream_board_restore() runs
+ *	before the board is used again
+ * @resetting: a reset, an error recovery or a suspend is under way: START
+ *	gets -EBUSY, and the health check leaves the board alone
+ * @open_count: open files; the health check runs while there are any
+ * @absent_strikes: health checks in a row that found the board absent
+ * @health_work: the health check, every FPGASTREAM_HEALTH_MS: a board
+ *	whose link went down raises no interrupt, so nothing else would wake
+ *	its readers
  * @map_pending: a MAP is pinning its buffer (with @lock dropped); another
  *	MAP gets -EBUSY meanwhile
  * @reading: a reader is copying staged records out (with @lock dropped);
@@ -223,17 +246,19 @@ struct fpgastream_dev {
 
 	/*
 	 * Protects @map, @owner, @running, @started, @gone (written; read
-	 * locklessly only to fail fast), @wedged, @map_pending, @reading,
-	 * @epoch, the stream's non-IRQ fields and every register access but
-	 * the IRQ handler's.
+	 * locklessly only to fail fast), @wedged, @lut_lost, @resetting,
+	 * @open_count, @absent_strikes, @map_pending, @reading, @epoch, the
+	 * stream's non-IRQ fields and every register access but the IRQ
+	 * handler's.
 	 * Lock order: @lock, then @irq_lock. Never held across a user memory
 	 * access that can fault or across pinning: a buffer whose faults
 	 * never resolve (userfaultfd, FUSE) must not stall poll(), sysfs or
 	 * remove(). The DMA mapping and the RLIMIT_MEMLOCK charge nest
 	 * mmap_lock inside @lock; nothing takes @lock under mmap_lock (the
 	 * driver has no mmap). remove() deletes the char device and its
-	 * sysfs files before taking @lock, since the sysfs show functions
-	 * take it.
+	 * sysfs files, and cancels @health_work, before taking @lock, since
+	 * those take it. The PCI core calls the reset, error and PM
+	 * callbacks with the device lock held, which is taken before @lock.
 	 */
 	struct mutex lock;
 	/*
@@ -251,11 +276,16 @@ struct fpgastream_dev {
 	bool started;
 	bool gone;
 	bool wedged;
+	bool lut_lost;
+	bool resetting;
 	bool map_pending;
 	bool reading;
 	u64 epoch;
 	u64 read_claim;
 	struct work_struct missed_work;
+	unsigned int open_count;
+	unsigned int absent_strikes;
+	struct delayed_work health_work;
 	struct fpgastream_stream s;
 };
 
@@ -305,6 +335,10 @@ static inline void fpgastream_new_epoch(struct fpgastream_dev *fdev)
 	fdev->reading = false;
 }
 
+/* fpgastream_pci.c */
+void fpgastream_health_work(struct work_struct *work);
+void fpgastream_health_start(struct fpgastream_dev *fdev);
+
 /* fpgastream_cdev.c */
 int fpgastream_cdev_init(void);
 void fpgastream_cdev_exit(void);
@@ -315,8 +349,11 @@ void fpgastream_cdev_del(struct fpgastream_dev *fdev);
 /* fpgastream_stream.c */
 enum fpgastream_state fpgastream_state(struct fpgastream_dev *fdev);
 irqreturn_t fpgastream_irq(int irq, void *data);
-void fpgastream_quiesce(struct fpgastream_dev *fdev);
+int fpgastream_quiesce(struct fpgastream_dev *fdev);
 int fpgastream_stop_engine(struct fpgastream_dev *fdev);
+void fpgastream_stream_interrupt(struct fpgastream_dev *fdev, bool reachable);
+int fpgastream_board_restore(struct fpgastream_dev *fdev);
+void fpgastream_board_lost(struct fpgastream_dev *fdev);
 void fpgastream_teardown(struct fpgastream_dev *fdev);
 void fpgastream_stream_reset(struct fpgastream_dev *fdev);
 int fpgastream_stream_start(struct fpgastream_dev *fdev, u32 flags,

@@ -187,10 +187,22 @@ static inline void fpgastream_hw_start(const struct fpgastream_hw *hw, bool flow
 	fpgastream_hw_wr(hw, FSTR_REG_CTRL, ctrl);
 }
 
-/* Clear ENABLE (and IRQ_ENABLE); the engine then goes IDLE. */
+/**
+ * fpgastream_hw_stop() - clear ENABLE, and ENABLE alone
+ * @hw: the board
+ *
+ * The stop takes effect up to 10 ms later, and until then the engine may
+ * start blocks (datasheet 1.1): FLOW_CONTROL must stay as it was, or the
+ * engine would overwrite unreleased blocks meanwhile. IRQ_ENABLE is
+ * cleared: the counters are read once the engine has stopped.
+ */
 static inline void fpgastream_hw_stop(const struct fpgastream_hw *hw)
 {
-	fpgastream_hw_wr(hw, FSTR_REG_CTRL, 0);
+	u32 ctrl = fpgastream_hw_rd(hw, FSTR_REG_CTRL);
+
+	if (fpgastream_hw_absent(ctrl))
+		ctrl = 0;
+	fpgastream_hw_wr(hw, FSTR_REG_CTRL, ctrl & FSTR_CTRL_FLOW_CONTROL);
 }
 
 /* One STATUS value shows the engine stopped: RUNNING 0 and IDLE 1 together. */

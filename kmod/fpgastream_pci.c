@@ -3,8 +3,9 @@
  * fpgastream: stream a FSTR FPGA into a buffer the user program allocated.
  *
  * The PCI glue: the id table and ids=, probe, remove and shutdown, the
- * BARs, the interrupt vector and the DMA mask, and the module's init and
- * exit. The char device is in fpgastream_cdev.c, the stream in
+ * BARs, the interrupt vector and the DMA mask; what the board's link does
+ * to it (resets, AER error recovery, suspend and resume, a link that goes
+ * down) and the module's init and exit. The char device is in fpgastream_cdev.c, the stream in
  * fpgastream_stream.c, the buffer in fpgastream_dma.c, and every register
  * access in fpgastream_hw.h.
  */
@@ -14,6 +15,7 @@
 #include <linux/interrupt.h>
 #include <linux/module.h>
 #include <linux/pci.h>
+#include <linux/pm.h>
 #include <linux/slab.h>
 
 #include "fpgastream_compat.h"
@@ -146,8 +148,11 @@ static int fpgastream_probe(struct pci_dev *pdev, const struct pci_device_id *id
 
 	/* Firmware or a kexec'ed kernel may have left the engine running. */
 	pci_clear_master(pdev);
-	fpgastream_quiesce(fdev);
+	if (fpgastream_quiesce(fdev))
+		dev_warn(dev, "engine not idle at probe\n");
 	pci_set_master(pdev);
+	/* What error recovery restores after the reset of a frozen link. */
+	pci_save_state(pdev);
 
 	ret = pci_alloc_irq_vectors(pdev, 1, 1, PCI_IRQ_MSI | PCI_IRQ_INTX);
 	if (ret < 0) {
@@ -196,6 +201,8 @@ static void fpgastream_remove(struct pci_dev *pdev)
 	/* No new opens, no sysfs or debugfs readers (they take fdev->lock). */
 	fpgastream_debugfs_remove(fdev);
 	fpgastream_cdev_del(fdev);
+	/* Open files no longer restart it once it sees fdev->gone. */
+	cancel_delayed_work_sync(&fdev->health_work);
 
 	mutex_lock(&fdev->lock);
 	fpgastream_teardown(fdev);
@@ -203,6 +210,8 @@ static void fpgastream_remove(struct pci_dev *pdev)
 	WRITE_ONCE(fdev->gone, true);
 	fpgastream_new_epoch(fdev);
 	mutex_unlock(&fdev->lock);
+	/* A health check queued by a close meanwhile found fdev->gone. */
+	cancel_delayed_work_sync(&fdev->health_work);
 
 	free_irq(fdev->irq, fdev);
 	pci_free_irq_vectors(pdev);
@@ -224,6 +233,182 @@ static void fpgastream_shutdown(struct pci_dev *pdev)
 	pci_clear_master(pdev);
 }
 
+/**
+ * fpgastream_health_work() - see whether an open board's link went down
+ * @work: fpgastream_dev.health_work
+ *
+ * A board whose link is down reads all ones and raises no interrupt, so
+ * nothing else would end a stream that waits for it. All ones from
+ * STATUS is trusted only when config space does not answer either, twice
+ * in a row, and never while a reset, an error recovery or a suspend may
+ * hold the link down on purpose.
+ */
+void fpgastream_health_work(struct work_struct *work)
+{
+	struct fpgastream_dev *fdev = container_of(to_delayed_work(work),
+						   struct fpgastream_dev, health_work);
+	bool again;
+
+	mutex_lock(&fdev->lock);
+	if (fdev->gone || fdev->resetting || pci_channel_offline(fdev->pdev)) {
+		fdev->absent_strikes = 0;
+	} else if (fpgastream_hw_absent(fpgastream_hw_status(&fdev->hw)) &&
+		   !pci_device_is_present(fdev->pdev)) {
+		if (++fdev->absent_strikes >= 2)
+			fpgastream_board_lost(fdev);
+	} else {
+		fdev->absent_strikes = 0;
+	}
+	again = !fdev->gone && fdev->open_count;
+	mutex_unlock(&fdev->lock);
+	if (again)
+		schedule_delayed_work(&fdev->health_work,
+				      msecs_to_jiffies(FPGASTREAM_HEALTH_MS));
+}
+
+/**
+ * fpgastream_health_start() - check the board while files are open
+ * @fdev: the board; caller holds fdev->lock and just opened the first file
+ */
+void fpgastream_health_start(struct fpgastream_dev *fdev)
+{
+	lockdep_assert_held(&fdev->lock);
+	if (!fdev->gone)
+		schedule_delayed_work(&fdev->health_work,
+				      msecs_to_jiffies(FPGASTREAM_HEALTH_MS));
+}
+
+/*
+ * A reset of the function or of its port (sysfs reset, FLR, a bus reset):
+ * the board loses its registers and its LUT. The engine is stopped while
+ * it still answers; the memory stays mapped throughout.
+ */
+static void fpgastream_reset_prepare(struct pci_dev *pdev)
+{
+	struct fpgastream_dev *fdev = pci_get_drvdata(pdev);
+
+	mutex_lock(&fdev->lock);
+	fdev->resetting = true;
+	fpgastream_stream_interrupt(fdev, true);
+	mutex_unlock(&fdev->lock);
+}
+
+/* Program the board again after a reset or a resume, or give it up. */
+static void fpgastream_restore_or_lose(struct fpgastream_dev *fdev)
+{
+	mutex_lock(&fdev->lock);
+	if (!fdev->gone && fpgastream_board_restore(fdev))
+		fpgastream_board_lost(fdev);
+	fdev->resetting = false;
+	fdev->absent_strikes = 0;
+	mutex_unlock(&fdev->lock);
+}
+
+static void fpgastream_reset_done(struct pci_dev *pdev)
+{
+	fpgastream_restore_or_lose(pci_get_drvdata(pdev));
+}
+
+/**
+ * fpgastream_error_detected() - AER: the board or its link reported an error
+ * @pdev: the board
+ * @state: pci_channel_io_normal for a non-fatal error (the engine stopped
+ *	as on DMA_ERROR; MMIO still works), _frozen for a fatal one (the link
+ *	is down until the reset that recovery does), _perm_failure if gone
+ *
+ * Return: what recovery should do next.
+ */
+static pci_ers_result_t fpgastream_error_detected(struct pci_dev *pdev,
+						  pci_channel_state_t state)
+{
+	struct fpgastream_dev *fdev = pci_get_drvdata(pdev);
+	pci_ers_result_t result;
+
+	mutex_lock(&fdev->lock);
+	if (state == pci_channel_io_perm_failure) {
+		fpgastream_board_lost(fdev);
+		result = PCI_ERS_RESULT_DISCONNECT;
+	} else if (fdev->gone) {
+		result = PCI_ERS_RESULT_DISCONNECT;
+	} else {
+		bool normal = state == pci_channel_io_normal;
+
+		dev_err(&pdev->dev, "%s PCIe error: stream ended, recovering the board\n",
+			normal ? "non-fatal" : "fatal");
+		fdev->resetting = true;
+		fpgastream_stream_interrupt(fdev, normal);
+		result = normal ? PCI_ERS_RESULT_CAN_RECOVER : PCI_ERS_RESULT_NEED_RESET;
+	}
+	mutex_unlock(&fdev->lock);
+	return result;
+}
+
+static pci_ers_result_t fpgastream_mmio_enabled(struct pci_dev *pdev)
+{
+	/* Nothing was lost: fpgastream_error_resume() quiesces the engine. */
+	return PCI_ERS_RESULT_RECOVERED;
+}
+
+/* After recovery reset the link: config space first, then the board. */
+static pci_ers_result_t fpgastream_slot_reset(struct pci_dev *pdev)
+{
+	struct fpgastream_dev *fdev = pci_get_drvdata(pdev);
+	pci_ers_result_t result = PCI_ERS_RESULT_RECOVERED;
+
+	pci_restore_state(pdev);
+	pci_save_state(pdev);
+	mutex_lock(&fdev->lock);
+	if (fdev->gone || fpgastream_board_restore(fdev)) {
+		fpgastream_board_lost(fdev);
+		result = PCI_ERS_RESULT_DISCONNECT;
+	}
+	mutex_unlock(&fdev->lock);
+	return result;
+}
+
+static void fpgastream_error_resume(struct pci_dev *pdev)
+{
+	struct fpgastream_dev *fdev = pci_get_drvdata(pdev);
+
+	fpgastream_restore_or_lose(fdev);
+	if (!READ_ONCE(fdev->gone))
+		dev_info(&pdev->dev, "recovered from the PCIe error; START begins a new stream\n");
+}
+
+static const struct pci_error_handlers fpgastream_err_handlers = {
+	.error_detected = fpgastream_error_detected,
+	.mmio_enabled = fpgastream_mmio_enabled,
+	.slot_reset = fpgastream_slot_reset,
+	.resume = fpgastream_error_resume,
+	.reset_prepare = fpgastream_reset_prepare,
+	.reset_done = fpgastream_reset_done,
+};
+
+/*
+ * System sleep and hibernation: the stream ends, since the board may lose
+ * power (D3cold, S3) and with it its registers and LUT; on resume they are
+ * programmed again. The PCI core saves and restores config space.
+ */
+static int fpgastream_suspend(struct device *dev)
+{
+	struct fpgastream_dev *fdev = dev_get_drvdata(dev);
+
+	mutex_lock(&fdev->lock);
+	fdev->resetting = true;
+	fpgastream_stream_interrupt(fdev, true);
+	mutex_unlock(&fdev->lock);
+	return 0;
+}
+
+static int fpgastream_resume(struct device *dev)
+{
+	fpgastream_restore_or_lose(dev_get_drvdata(dev));
+	return 0;
+}
+
+static DEFINE_SIMPLE_DEV_PM_OPS(fpgastream_pm_ops, fpgastream_suspend,
+				fpgastream_resume);
+
 static const struct pci_device_id fpgastream_pci_ids[] = {
 	{ PCI_DEVICE(FSTR_PCI_VENDOR_ID, FSTR_PCI_DEVICE_ID) },
 	{ }
@@ -236,6 +421,8 @@ static struct pci_driver fpgastream_pci_driver = {
 	.probe = fpgastream_probe,
 	.remove = fpgastream_remove,
 	.shutdown = fpgastream_shutdown,
+	.err_handler = &fpgastream_err_handlers,
+	.driver.pm = pm_sleep_ptr(&fpgastream_pm_ops),
 };
 
 /* Bind the boards named by ids=, as vfio-pci does. */

@@ -261,17 +261,23 @@ irqreturn_t fpgastream_irq(int irq, void *data)
 }
 
 /**
- * fpgastream_quiesce() - stop whatever engine the board had before us
- * @fdev: the board, at probe, before bus mastering is enabled
+ * fpgastream_quiesce() - stop whatever engine the board runs and zero it
+ * @fdev: the board: at probe, before bus mastering is enabled, or after a
+ *	reset or a power loss; caller holds fdev->lock unless at probe
+ *
+ * Return: 0, -ETIMEDOUT if the engine did not go idle, -ENODEV if the
+ * board reads all ones.
  */
-void fpgastream_quiesce(struct fpgastream_dev *fdev)
+int fpgastream_quiesce(struct fpgastream_dev *fdev)
 {
+	int ret;
+
 	fpgastream_hw_stop(&fdev->hw);
-	if (fpgastream_hw_wait_idle(&fdev->hw, FSTR_IDLE_TIMEOUT_US))
-		dev_warn(&fdev->pdev->dev, "engine not idle at probe\n");
+	ret = fpgastream_hw_wait_idle(&fdev->hw, FSTR_IDLE_TIMEOUT_US);
 	fpgastream_hw_soft_reset(&fdev->hw);
 	fpgastream_hw_set_ring_size(&fdev->hw, 0);
 	fpgastream_hw_irq_ack(&fdev->hw, FSTR_IRQ_ALL);
+	return ret;
 }
 
 /*
@@ -331,9 +337,25 @@ int fpgastream_stop_engine(struct fpgastream_dev *fdev)
 	trace_fpgastream_stop(fdev->minor, s->completed, s->dropped, s->announced,
 			      s->released, ret);
 	fpgastream_wake(fdev);
-	/* Once seen idle again, the board may be used again. */
+	/* Once seen idle again, the board may write memory again. */
+	if (fdev->wedged && ret != -ETIMEDOUT && !fdev->gone)
+		pci_set_master(fdev->pdev);
 	fdev->wedged = ret == -ETIMEDOUT;
 	return fdev->wedged ? -EIO : 0;
+}
+
+/*
+ * The engine never went idle: switch bus mastering off, after which the
+ * function may issue no memory request (PCIe Base Spec, Command register),
+ * and read config space back, whose completion cannot pass the engine's
+ * posted writes. Then no write of the board can reach the buffer any more.
+ */
+static void fpgastream_cut_bus_master(struct fpgastream_dev *fdev)
+{
+	u16 cmd;
+
+	pci_clear_master(fdev->pdev);
+	pci_read_config_word(fdev->pdev, PCI_COMMAND, &cmd);
 }
 
 /**
@@ -341,9 +363,8 @@ int fpgastream_stop_engine(struct fpgastream_dev *fdev)
  * @fdev: the board, still bound; caller holds fdev->lock
  *
  * In this order: stop, wait for IDLE, clear the LUT and RING_SIZE, DMA
- * unmap, unpin (dirty), uncharge. If the engine never goes idle, the
- * mapping is leaked on purpose: freeing memory the board may still write
- * would be worse.
+ * unmap, unpin (dirty), uncharge. If the engine never goes idle, bus
+ * mastering is switched off first, and stays off until it is idle again.
  */
 void fpgastream_teardown(struct fpgastream_dev *fdev)
 {
@@ -353,15 +374,118 @@ void fpgastream_teardown(struct fpgastream_dev *fdev)
 	if (!map)
 		return;
 	if (fpgastream_stop_engine(fdev)) {
-		dev_err(&fdev->pdev->dev, "engine never went idle: leaving the %llu-byte buffer pinned forever\n",
-			map->length);
-	} else {
-		fpgastream_map_clear(fdev, map);
-		fpgastream_map_destroy(fdev, map);
+		fpgastream_cut_bus_master(fdev);
+		dev_err(&fdev->pdev->dev, "engine never went idle: bus mastering switched off, buffer released; reset the board to use it again\n");
 	}
+	fpgastream_map_clear(fdev, map);
+	fpgastream_map_destroy(fdev, map);
 	fdev->map = NULL;
 	fdev->owner = NULL;
 	fdev->started = false;
+	fpgastream_new_epoch(fdev);
+	fpgastream_wake(fdev);
+}
+
+/**
+ * fpgastream_stream_interrupt() - end the stream: the board is about to lose its state
+ * @fdev: the board; caller holds fdev->lock
+ * @reachable: the board still answers (a reset or a suspend to come), so
+ *	the engine is stopped and its last blocks counted; false when error
+ *	recovery froze the link: the reset that follows stops the engine,
+ *	and the buffer stays mapped until then
+ *
+ * The stream ends as on a fault the board reports: read() returns the
+ * records of the blocks completed before, then -EIO, and poll() EPOLLERR.
+ * The mapping stays, and fpgastream_board_restore() programs the LUT again
+ * before the next START.
+ */
+void fpgastream_stream_interrupt(struct fpgastream_dev *fdev, bool reachable)
+{
+	struct fpgastream_stream *s = &fdev->s;
+
+	lockdep_assert_held(&fdev->lock);
+	if (fdev->gone)
+		return;
+	fdev->lut_lost = true;
+	if (!fdev->running)
+		return;
+	if (reachable) {
+		fpgastream_stop_engine(fdev);
+	} else {
+		spin_lock_irq(&fdev->irq_lock);
+		s->signalled = s->completed;
+		s->active = false;
+		spin_unlock_irq(&fdev->irq_lock);
+		fdev->running = false;
+	}
+	spin_lock_irq(&fdev->irq_lock);
+	if (!s->fault)
+		s->fault = FPGASTREAM_FAULT_INTERRUPTED;
+	spin_unlock_irq(&fdev->irq_lock);
+	trace_fpgastream_fault(fdev->minor, 0, FPGASTREAM_FAULT_RESET);
+	fpgastream_wake(fdev);
+}
+
+/**
+ * fpgastream_board_restore() - set a board up again after a reset or a power loss
+ * @fdev: the board; caller holds fdev->lock, the stream is not running
+ *
+ * A reset puts every register and LUT entry back to its power-on value:
+ * quiesce what runs, then program the mapping's LUT and ring again, so
+ * that START begins a new stream on the same buffer.
+ *
+ * Return: 0, or -ENODEV if the board does not answer as a FSTR engine.
+ */
+int fpgastream_board_restore(struct fpgastream_dev *fdev)
+{
+	struct fpgastream_mapping *map = fdev->map;
+	int ret;
+
+	lockdep_assert_held(&fdev->lock);
+	if (fpgastream_hw_id(&fdev->hw) != FSTR_ID_MAGIC)
+		return -ENODEV;
+	ret = fpgastream_quiesce(fdev);
+	if (ret == -ENODEV)
+		return ret;
+	if (map) {
+		u64 lut_ns = map->lut_ns;
+
+		/* MAP's phase times are MAP's alone (debugfs). */
+		fpgastream_map_program(fdev, map);
+		map->lut_ns = lut_ns;
+	}
+	fdev->lut_lost = false;
+	if (ret == -ETIMEDOUT) {
+		fdev->wedged = true;
+		fpgastream_cut_bus_master(fdev);
+		dev_err(&fdev->pdev->dev, "engine not idle after a reset: bus mastering stays off\n");
+	} else {
+		fdev->wedged = false;
+		pci_set_master(fdev->pdev);
+	}
+	return 0;
+}
+
+/**
+ * fpgastream_board_lost() - the board stopped answering: end everything
+ * @fdev: the board; caller holds fdev->lock
+ *
+ * For a board that reads all ones while config space does not answer
+ * either (link down, surprise removal, a failed recovery). Such a board
+ * writes no memory: the buffer is released at once, readers get -ENODEV,
+ * and so does every later call but close(). The driver stays bound until
+ * the device is removed.
+ */
+void fpgastream_board_lost(struct fpgastream_dev *fdev)
+{
+	lockdep_assert_held(&fdev->lock);
+	if (fdev->gone)
+		return;
+	dev_err(&fdev->pdev->dev, "board not responding (link down?): stream ended, buffer released; reset its slot and rescan to use it again\n");
+	trace_fpgastream_fault(fdev->minor, U32_MAX, FPGASTREAM_FAULT_ABSENT);
+	WRITE_ONCE(fdev->gone, true);
+	fpgastream_cut_bus_master(fdev);
+	fpgastream_teardown(fdev);
 	fpgastream_new_epoch(fdev);
 	fpgastream_wake(fdev);
 }
@@ -427,9 +551,10 @@ static void fpgastream_sync_all_for_device(struct fpgastream_dev *fdev)
  * @coalesce_usec: IRQ_COALESCE_USEC
  *
  * Return: 0, -EBUSY while running (unless the engine stopped on a fault,
- * which is then quiesced first), -EINVAL for overwrite mode on a ring of
- * one block (the only slot is always the one the board may be writing),
- * -EIO if the board does not reset or never went idle.
+ * which is then quiesced first) or while the board is being reset, -EINVAL
+ * for overwrite mode on a ring of one block (the only slot is always the
+ * one the board may be writing), -EIO if the board does not reset or never
+ * went idle.
  */
 int fpgastream_stream_start(struct fpgastream_dev *fdev, u32 flags,
 			    u32 coalesce_count, u32 coalesce_usec)
@@ -440,6 +565,10 @@ int fpgastream_stream_start(struct fpgastream_dev *fdev, u32 flags,
 	lockdep_assert_held(&fdev->lock);
 	if (!(flags & FPGASTREAM_START_FLOW_CONTROL) && fdev->map->nr_blocks < 2)
 		return -EINVAL;
+	if (fdev->resetting)
+		return -EBUSY;
+	if (fdev->lut_lost && !fdev->running && fpgastream_board_restore(fdev))
+		return -EIO;
 	if (fdev->wedged && fpgastream_stop_engine(fdev))
 		return -EIO;
 	if (fdev->running) {

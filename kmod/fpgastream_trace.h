@@ -165,12 +165,14 @@ TRACE_EVENT(fpgastream_release,
 #define FPGASTREAM_FAULT_DMA		1	/* STATUS.DMA_ERROR */
 #define FPGASTREAM_FAULT_NOT_IDLE	2	/* never idle after a stop */
 #define FPGASTREAM_FAULT_ABSENT		3	/* the board reads all ones */
+#define FPGASTREAM_FAULT_RESET		4	/* a reset, recovery or suspend ended it */
 
 #define fpgastream_fault_names					\
 	{ FPGASTREAM_FAULT_LUT,		"lut_fault" },		\
 	{ FPGASTREAM_FAULT_DMA,		"dma_error" },		\
 	{ FPGASTREAM_FAULT_NOT_IDLE,	"not_idle" },		\
-	{ FPGASTREAM_FAULT_ABSENT,	"absent" }
+	{ FPGASTREAM_FAULT_ABSENT,	"absent" },		\
+	{ FPGASTREAM_FAULT_RESET,	"reset" }
 
 /* A fault the driver saw, and the STATUS value that showed it. */
 TRACE_EVENT(fpgastream_fault,
