@@ -1123,6 +1123,22 @@ static int start_stream(struct board *b, uint32_t burst)
 	return fv_start(b->fd, FPGASTREAM_START_FLOW_CONTROL);
 }
 
+/* docs/design.md: START gets EBUSY while a reset, a recovery or a suspend
+ * is under way; give it 10 s to end. */
+static int start_retry(struct board *b, uint32_t burst)
+{
+	uint64_t t0 = fv_now_ns();
+	int ret;
+
+	while ((ret = start_stream(b, burst)) == -EBUSY &&
+	       fv_now_ns() - t0 < 10000 * NSEC_PER_MS)
+		fv_sleep_ms(50);
+	if (fv_now_ns() - t0 > 100 * NSEC_PER_MS)
+		ksft_print_msg("START was refused (EBUSY) for %ju ms after the fault\n",
+			       (uintmax_t)((fv_now_ns() - t0) / NSEC_PER_MS));
+	return ret;
+}
+
 /* The buffer stays untouched for @ms: the board writes nothing. */
 static size_t late_dma(struct board *b, unsigned int ms)
 {
@@ -1145,14 +1161,7 @@ static int fresh_stream(struct board *b, unsigned int n, char *why, size_t wl)
 	long k, i, ret;
 
 	memset(b->buf, 0x5a, b->len);
-	/* docs/design.md: START gets EBUSY while a reset, a recovery or a
-	 * suspend is under way; give it 10 s to end. */
-	ns = fv_now_ns();
-	while ((ret = start_stream(b, n)) == -EBUSY && fv_now_ns() - ns < 10000 * NSEC_PER_MS)
-		fv_sleep_ms(50);
-	if (fv_now_ns() - ns > 100 * NSEC_PER_MS)
-		ksft_print_msg("START was refused (EBUSY) for %ju ms after the fault\n",
-			       (uintmax_t)((fv_now_ns() - ns) / NSEC_PER_MS));
+	ret = start_retry(b, n);
 	if (ret) {
 		snprintf(why, wl, "START on the same mapping: %s (state %s)", strerror(-ret),
 			 attr_word(b, "state"));
@@ -1941,7 +1950,7 @@ static void a_ended(struct __test_metadata *_metadata, struct board *a, struct r
 		return;
 	EXPECT_TRUE(wait_alive(a, 20000)) TH_LOG("A did not come back after its %s", what);
 	kmsg("fpgastream-vm: expect-aer off");
-	EXPECT_EQ(0, start_stream(a, 0)) TH_LOG("A: START after its %s", what);
+	EXPECT_EQ(0, start_retry(a, 0)) TH_LOG("A: START after its %s", what);
 	EXPECT_EQ(0, reader_start(ra, a, false));
 	EXPECT_TRUE(wait_records(ra, 50, WAIT_MS)) TH_LOG("A does not stream after its %s", what);
 }
