@@ -281,6 +281,43 @@ static long b_close(int fd, uint64_t *ns)
 	return run_bounded(&c, CALL_MS, ns);
 }
 
+/* The same, started now and waited for later (async_wait). */
+static struct call *async_ioctl(int fd, unsigned long req, void *arg, pthread_t *t)
+{
+	struct call *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->kind = C_IOCTL;
+	c->fd = fd;
+	c->req = req;
+	c->arg = arg;
+	if (pthread_create(t, NULL, call_main, c)) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static bool wait_done(_Atomic int *flag, pthread_t t, unsigned int ms);
+
+static long async_wait(struct call *c, pthread_t t, unsigned int ms, uint64_t *ns)
+{
+	bool ok = wait_done(&c->done, t, ms);
+	long r;
+
+	if (!atomic_load(&c->done)) {
+		pthread_detach(t);	/* c stays with it */
+		return -HUNG;
+	}
+	pthread_join(t, NULL);
+	r = ok ? c->ret : -HUNG;
+	if (ns)
+		*ns = c->t1 - c->t0;
+	free(c);
+	return r;
+}
+
 static void kmsg(const char *s)
 {
 	fv_write_text("/dev/kmsg", s);
@@ -1879,6 +1916,305 @@ TEST_F_TIMEOUT(wedge, munmap_then_close_stalled, T_TEST)
 TEST_F(wedge, never_idle)
 {
 	SKIP(return, "no injection for an engine that never goes idle (datasheet 1.1: EMU_INJECT 4 delays IDLE by 50 ms only)");
+}
+
+/* ----------------------------------------------------------- fixture race */
+
+/*
+ * Faults that meet something else in progress: a reset storm, a STOP
+ * waiting for the stalled IDLE when the link goes or a reset comes, blocks
+ * held back from RELEASE across a reset, a MAP when the link goes, and
+ * remove() of a healthy board under a blocked reader.
+ */
+FIXTURE(race) {
+	struct board b;
+	struct fv_pins p0;
+	long long lk0;
+	struct reader rd;
+	struct poller pl;
+	char why[512];
+};
+
+FIXTURE_SETUP(race)
+{
+	common_setup(_metadata, &self->b, &self->p0, &self->lk0);
+}
+
+FIXTURE_TEARDOWN(race)
+{
+	reader_stop(&self->rd);
+	poller_stop(&self->pl);
+	board_teardown(&self->b);
+}
+
+/* Read and release @n records on the main thread (bounded). */
+static long take(struct board *b, uint64_t n, bool release)
+{
+	struct fpgastream_block r[16];
+	uint64_t got = 0;
+	long k;
+
+	while (got < n) {
+		wd_arm(WAIT_MS);
+		k = fv_records(b->fd, r, n - got < 16 ? n - got : 16, WAIT_MS);
+		if (wd_disarm())
+			return -HUNG;
+		if (k <= 0)
+			return k ? k : -ENODATA;
+		if (release && fv_release(b->fd, k))
+			return -errno;
+		got += k;
+	}
+	return got;
+}
+
+/* Until read() says ENODEV (the driver saw the board gone), at most @ms. */
+static int wait_enodev(struct board *b, unsigned int ms, uint64_t *took)
+{
+	struct fpgastream_block r[4];
+	uint64_t t0 = fv_now_ns(), end = t0 + ms * NSEC_PER_MS;
+	int fl = fcntl(b->fd, F_GETFL), err = 0;
+
+	fcntl(b->fd, F_SETFL, fl | O_NONBLOCK);
+	while (fv_now_ns() < end) {
+		if (read(b->fd, r, sizeof(r)) < 0 && errno == ENODEV) {
+			err = ENODEV;
+			break;
+		}
+		fv_sleep_ms(10);
+	}
+	fcntl(b->fd, F_SETFL, fl);
+	*took = fv_now_ns() - t0;
+	return err;
+}
+
+/* After the link went down: ENODEV everywhere, close, nothing held, the
+ * board removed and brought back. */
+static void gone_and_back(struct __test_metadata *_metadata, FIXTURE_DATA(race) *self)
+{
+	struct board *b = &self->b;
+	uint64_t took;
+	long r;
+
+	EXPECT_EQ(ENODEV, wait_enodev(b, WAKE_LIMIT_MS, &took))
+		TH_LOG("read() not ENODEV %d ms after the link went down", WAKE_LIMIT_MS);
+	ksft_print_msg("read() says ENODEV %.1f ms after we began to look\n", took / 1e6);
+	check_all_enodev(_metadata, b, b->fd);
+	r = b_close(b->fd, NULL);
+	EXPECT_EQ(0, r) TH_LOG("close: %s", err_name(r));
+	b->fd = -1;
+	b->mapped = false;
+	fv_pins_quiet(5000);
+	EXPECT_EQ(0, fv_pins_held(self->p0)) TH_LOG("pages still pinned after close");
+	EXPECT_EQ(self->lk0, fv_locked_kb()) TH_LOG("locked-memory charge not returned");
+	remove_board(_metadata, b);
+	if (b->buf)
+		munmap(b->buf, b->len);
+	b->buf = NULL;
+	ASSERT_EQ(0, board_revive(b, self->why, sizeof(self->why))) TH_LOG("%s", self->why);
+	check_clean(_metadata, b, self->p0, self->lk0);
+}
+
+/* Five resets back to back mid-stream: one end (EIO), and START works. */
+TEST_F_TIMEOUT(race, reset_storm, T_TEST)
+{
+	struct board *b = &self->b;
+	uint64_t t0, t1, seen;
+	int i, pre = fault_prereq(b, F_RESET_SYSFS, self->why, sizeof(self->why));
+
+	ASSERT_EQ(0, pre) TH_LOG("%s", self->why);
+	ASSERT_EQ(0, open_map(b, RING, self->why, sizeof(self->why))) TH_LOG("%s", self->why);
+	ASSERT_EQ(0, start_stream(b, 0));
+	ASSERT_EQ(0, reader_start(&self->rd, b, false));
+	ASSERT_EQ(0, poller_start(&self->pl, b->fd));
+	ASSERT_TRUE(wait_records(&self->rd, 200, WAIT_MS)) TH_LOG("%s", self->rd.problem);
+	seen = attr_u64(b, "blocks_completed");
+	t0 = fv_now_ns();
+	for (i = 0; i < 5; i++)
+		ASSERT_EQ(0, inject(b, F_RESET_SYSFS, true, self->why, sizeof(self->why)))
+			TH_LOG("reset %d: %s", i + 1, self->why);
+	t1 = fv_now_ns();
+	check_stream_ended(_metadata, &self->rd, &self->pl, t0, t1, seen, F_RESET_SYSFS);
+	reader_stop(&self->rd);
+	poller_stop(&self->pl);
+	EXPECT_STREQ("fault", attr_word(b, "state"));
+	check_stats_after(_metadata, b, atomic_load(&self->rd.records));
+	EXPECT_EQ(b->len, late_dma(b, 200)) TH_LOG("the board wrote after the resets");
+	EXPECT_EQ(0, fresh_stream(b, FRESH_BLOCKS, self->why, sizeof(self->why))) TH_LOG("%s", self->why);
+	check_clean(_metadata, b, self->p0, self->lk0);
+}
+
+/*
+ * STOP waits for IDLE, which the stall holds back; meanwhile the link goes
+ * down: STATUS reads all ones (RUNNING and IDLE both 1, never "RUNNING 0
+ * and IDLE 1"), and STOP must still return.
+ */
+TEST_F_TIMEOUT(race, linkdown_during_stalled_stop, T_TEST)
+{
+	struct board *b = &self->b;
+	uint64_t ns = 0;
+	struct call *c;
+	pthread_t t;
+	long r;
+
+	ASSERT_NE(0, b->port[0]) TH_LOG("no port to bring the board back");
+	ASSERT_EQ(0, open_map(b, RING, self->why, sizeof(self->why))) TH_LOG("%s", self->why);
+	ASSERT_EQ(0, start_stream(b, 0));
+	ASSERT_EQ(100, take(b, 100, true));
+	bwr(b, R_EMU_INJECT, INJECT_IDLE_STALL);
+	c = async_ioctl(b->fd, FPGASTREAM_IOC_STOP, NULL, &t);
+	ASSERT_NE(NULL, c);
+	fv_sleep_ms(5);
+	bwr(b, R_EMU_INJECT, INJECT_LINK_DOWN);
+	r = async_wait(c, t, 5000, &ns);
+	ksft_print_msg("STOP with the IDLE stall, the link going down 5 ms in: %s after %.1f ms\n",
+		       err_name(r), ns / 1e6);
+	EXPECT_TRUE(r == 0 || r == -ENODEV) TH_LOG("STOP: %s, want 0 or ENODEV", err_name(r));
+	gone_and_back(_metadata, self);
+}
+
+/* STOP waiting for the stalled IDLE, and a reset meanwhile. */
+TEST_F_TIMEOUT(race, reset_during_stalled_stop, T_TEST)
+{
+	struct board *b = &self->b;
+	struct fpgastream_block r[16];
+	uint64_t ns = 0;
+	struct call *c;
+	pthread_t t;
+	long ret, k;
+
+	ASSERT_EQ(0, fault_prereq(b, F_RESET_SYSFS, self->why, sizeof(self->why))) TH_LOG("%s", self->why);
+	ASSERT_EQ(0, open_map(b, RING, self->why, sizeof(self->why))) TH_LOG("%s", self->why);
+	ASSERT_EQ(0, start_stream(b, 0));
+	ASSERT_EQ(100, take(b, 100, true));
+	bwr(b, R_EMU_INJECT, INJECT_IDLE_STALL);
+	c = async_ioctl(b->fd, FPGASTREAM_IOC_STOP, NULL, &t);
+	ASSERT_NE(NULL, c);
+	fv_sleep_ms(5);
+	EXPECT_EQ(0, inject(b, F_RESET_SYSFS, true, self->why, sizeof(self->why))) TH_LOG("%s", self->why);
+	ret = async_wait(c, t, 5000, &ns);
+	ksft_print_msg("STOP with the IDLE stall, a reset 5 ms in: %s after %.1f ms; state %s\n",
+		       err_name(ret), ns / 1e6, attr_word(b, "state"));
+	EXPECT_TRUE(ret == 0 || ret == -EIO) TH_LOG("STOP: %s, want 0 or EIO", err_name(ret));
+	/* The pending records, then the end (0) or EIO; never a sleep. */
+	for (;;) {
+		wd_arm(5000);
+		k = read(b->fd, r, sizeof(r));
+		EXPECT_FALSE(wd_disarm()) TH_LOG("read() after STOP and the reset slept");
+		if (k <= 0)
+			break;
+		fv_release(b->fd, k / REC);
+	}
+	EXPECT_TRUE(k == 0 || errno == EIO) TH_LOG("read: %s", strerror(errno));
+	EXPECT_EQ(b->len, late_dma(b, 200)) TH_LOG("the board wrote after STOP and the reset");
+	EXPECT_EQ(0, fresh_stream(b, FRESH_BLOCKS, self->why, sizeof(self->why))) TH_LOG("%s", self->why);
+	check_clean(_metadata, b, self->p0, self->lk0);
+}
+
+/*
+ * The program holds the whole ring (no RELEASE) when the board is reset:
+ * read() gives EIO at once, and a new START has the whole ring again, so
+ * more than a ring's worth streams.
+ */
+TEST_F_TIMEOUT(race, reset_with_held_blocks, T_TEST)
+{
+	struct board *b = &self->b;
+	struct fpgastream_block r[4];
+	uint64_t one = RING_BLOCKS;
+	ssize_t n;
+	long ret;
+
+	ASSERT_EQ(0, fault_prereq(b, F_RESET_SYSFS, self->why, sizeof(self->why))) TH_LOG("%s", self->why);
+	ASSERT_EQ(0, open_map(b, RING, self->why, sizeof(self->why))) TH_LOG("%s", self->why);
+	ASSERT_EQ(0, start_stream(b, 0));
+	ASSERT_EQ((long)RING_BLOCKS, take(b, RING_BLOCKS, false));
+	fv_sleep_ms(100);
+	ASSERT_EQ(0, inject(b, F_RESET_SYSFS, true, self->why, sizeof(self->why))) TH_LOG("%s", self->why);
+	wd_arm(WAKE_LIMIT_MS);
+	n = read(b->fd, r, sizeof(r));
+	EXPECT_FALSE(wd_disarm()) TH_LOG("read() slept after the reset of a full ring");
+	EXPECT_EQ(-1, n);
+	EXPECT_EQ(EIO, errno) TH_LOG("read() after the reset: %s", n < 0 ? strerror(errno) : "records");
+	ret = fv_ioc(b->fd, FPGASTREAM_IOC_RELEASE, &one);
+	ksft_print_msg("RELEASE of the %ju held blocks after the reset: %s\n", (uintmax_t)one,
+		       err_name(ret));
+	EXPECT_EQ(0, fresh_stream(b, FRESH_BLOCKS, self->why, sizeof(self->why))) TH_LOG("%s", self->why);
+	check_clean(_metadata, b, self->p0, self->lk0);
+}
+
+/* The link goes down while MAP pins and programs 64 MiB. */
+TEST_F_TIMEOUT(race, linkdown_during_map, T_TEST)
+{
+	struct board *b = &self->b;
+	struct fpgastream_map m = { 0 };
+	size_t len = 64ULL << 20;
+	uint64_t ns = 0;
+	struct call *c;
+	pthread_t t;
+	long r;
+
+	ASSERT_NE(0, b->port[0]) TH_LOG("no port to bring the board back");
+	b->fd = fv_open(&b->d, 0);
+	ASSERT_LE(0, b->fd);
+	b->buf = fv_huge(len, false);
+	ASSERT_NE(NULL, b->buf) TH_LOG("64 MiB of hugepages");
+	b->len = len;
+	m.addr = (uintptr_t)b->buf;
+	m.length = len;
+	c = async_ioctl(b->fd, FPGASTREAM_IOC_MAP, &m, &t);
+	ASSERT_NE(NULL, c);
+	fv_sleep_ms(1);
+	bwr(b, R_EMU_INJECT, INJECT_LINK_DOWN);
+	r = async_wait(c, t, CALL_MS, &ns);
+	ksft_print_msg("MAP of 64 MiB, the link going down 1 ms in: %s after %.1f ms\n",
+		       err_name(r), ns / 1e6);
+	EXPECT_TRUE(r == 0 || r == -ENODEV || r == -EIO) TH_LOG("MAP: %s", err_name(r));
+	b->mapped = r == 0;
+	gone_and_back(_metadata, self);
+}
+
+/* remove() of a healthy board under a blocked reader and a poller. */
+TEST_F_TIMEOUT(race, remove_blocked_reader, T_TEST)
+{
+	struct board *b = &self->b;
+	uint64_t t0, t1;
+	long r;
+
+	ASSERT_NE(0, b->port[0]) TH_LOG("no port");
+	ASSERT_EQ(0, open_map(b, RING, self->why, sizeof(self->why))) TH_LOG("%s", self->why);
+	ASSERT_EQ(0, start_stream(b, 40));
+	ASSERT_EQ(0, reader_start(&self->rd, b, false));
+	ASSERT_EQ(0, poller_start(&self->pl, b->fd));
+	ASSERT_TRUE(wait_records(&self->rd, 40, WAIT_MS));
+	fv_sleep_ms(200);
+	ASSERT_TRUE(atomic_load(&self->rd.in_read));
+	t0 = fv_now_ns();
+	remove_board(_metadata, b);
+	t1 = fv_now_ns();
+	EXPECT_TRUE(wait_done(&self->rd.done, self->rd.t, HANG_MS)) TH_LOG("the reader slept through remove()");
+	EXPECT_TRUE(wait_done(&self->pl.done, self->pl.t, 5000)) TH_LOG("the poller slept through remove()");
+	ksft_print_msg("remove(): %.1f ms; the reader ended %.1f ms after it began (%s), the poller %.1f ms (revents %#x)\n",
+		       (t1 - t0) / 1e6, ((double)self->rd.t_end - (double)t0) / 1e6,
+		       self->rd.end ? strerror(self->rd.end) : "0",
+		       ((double)self->pl.t_end - (double)t0) / 1e6, self->pl.revents);
+	EXPECT_EQ(ENODEV, self->rd.end) TH_LOG("read() of a removed board: %s",
+					      self->rd.end ? strerror(self->rd.end) : "0");
+	EXPECT_LE(self->rd.t_end, t1 + WAKE_LIMIT_MS * NSEC_PER_MS);
+	EXPECT_TRUE(self->pl.revents & POLLHUP) TH_LOG("poll(): %#x, want EPOLLHUP", self->pl.revents);
+	EXPECT_EQ(0, self->rd.problem[0]) TH_LOG("%s", self->rd.problem);
+	reader_stop(&self->rd);
+	poller_stop(&self->pl);
+	check_all_enodev(_metadata, b, b->fd);
+	r = b_close(b->fd, NULL);
+	EXPECT_EQ(0, r);
+	b->fd = -1;
+	fv_pins_quiet(5000);
+	EXPECT_EQ(0, fv_pins_held(self->p0)) TH_LOG("pages still pinned after remove and close");
+	EXPECT_EQ(self->lk0, fv_locked_kb());
+	munmap(b->buf, b->len);
+	b->buf = NULL;
+	ASSERT_EQ(0, board_revive(b, self->why, sizeof(self->why))) TH_LOG("%s", self->why);
+	check_clean(_metadata, b, self->p0, self->lk0);
 }
 
 /* ------------------------------------------------------ fixture isolation */
