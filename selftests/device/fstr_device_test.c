@@ -73,6 +73,8 @@
 #define REG_EMU_INJECT		0x100c
 #define REG_EMU_FIFO_BLOCKS	0x1010
 #define REG_EMU_HOLDS		0x1014
+#define REG_EMU_STOP_SEED	0x1018	/* reference device: reseeds the stop delays */
+#define REG_EMU_STOP_DELAY	0x101c	/* reference device: the latest stop's, in us */
 
 #define CTRL_ENABLE		(1u << 0)
 #define CTRL_SOFT_RESET		(1u << 1)
@@ -92,6 +94,14 @@
 #define INJECT_DMA_ERROR	1u
 #define INJECT_LUT_FAULT	2u
 #define INJECT_IDLE_STALL	4u
+#define INJECT_LINK_DOWN	8u
+#define INJECT_AER_NONFATAL	16u
+#define INJECT_AER_FATAL	32u
+
+/* Datasheet 1.1: a stop takes effect, RUNNING 0 and IDLE 1, within 10 ms. */
+#define STOP_LIMIT_MS		10.0
+/* What TCG adds on top: a vCPU and the emulator's timers share two cores. */
+#define STOP_MARGIN_MS		40.0
 
 #define LUT_VALID		1ull
 
@@ -119,6 +129,21 @@
 #define PCI_CAP_ID_MSI		0x05
 #define PCI_MSI_FLAGS_ENABLE	(1u << 0)
 #define PCI_MSI_FLAGS_64BIT	(1u << 7)
+#define PCI_STATUS		6
+#define PCI_STATUS_INTERRUPT	(1u << 3)
+#define PCI_COMMAND_INTX_DISABLE (1u << 10)
+#define PCI_CAP_ID_EXP		0x10
+#define PCI_EXP_DEVCAP		4
+#define PCI_EXP_DEVCAP_FLR	(1u << 28)
+#define PCI_EXP_DEVCTL		8
+#define PCI_EXP_DEVCTL_BCR_FLR	(1u << 15)
+#define PCI_EXP_DEVSTA		10
+#define PCI_EXT_CAP_ID_ERR	0x0001
+#define PCI_ERR_UNCOR_STATUS	4
+#define PCI_ERR_UNC_DLP		(1u << 4)
+#define PCI_ERR_UNC_COMP_ABORT	(1u << 15)
+#define PCI_BRIDGE_CONTROL	0x3e
+#define PCI_BRIDGE_CTL_BUS_RESET (1u << 6)
 
 #define HUGEPAGES_FREE "/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages"
 #define HUGEPAGES_NR "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
@@ -130,7 +155,7 @@ struct fstr_block {
 
 /* Registers the fixture changes and puts back, so the board is left as found. */
 struct fstr_saved {
-	uint32_t rate, seed, burst, fifo, coal_count, coal_usec, ring_size;
+	uint32_t rate, seed, burst, fifo, coal_count, coal_usec, ring_size, stop_seed;
 	uint64_t lut[NBLK];
 };
 
@@ -154,10 +179,24 @@ FIXTURE(fstr) {
 	unsigned int nblk;		/* blocks in blk[]: 0 or NBLK */
 	struct fstr_block blk[NBLK];
 	char nodma[256];		/* why blk[] cannot take DMA; "" if it can */
+	/* What a reset the kernel does not restore must be put back. */
+	uint32_t saved_bars[6];
+	uint16_t saved_devctl;
+	unsigned int exp_cap;		/* PCI Express capability, 0 if none */
+	char port[NAME_MAX + 1];	/* the port above the board, "" if none */
 };
 
 /* The hugepage pool size when the program started, restored at exit. */
 static unsigned long pool_size_at_start;
+
+/*
+ * The board's BARs when the program started (main(), before the tests
+ * fork): a test that fails with the link down, or after a reset the kernel
+ * did not restore, leaves the board unreachable, and the next fixture
+ * brings it back with them instead of failing every test after it.
+ */
+static uint32_t start_bars[6];
+static bool start_bars_saved;
 
 typedef FIXTURE_DATA(fstr) fstr_t;
 
@@ -711,14 +750,38 @@ static bool dma_usable(fstr_t *self)
 	return !self->iommu && !self->nodma[0] && self->nblk == NBLK;
 }
 
-/* Clear ENABLE and wait for IDLE; SOFT_RESET as a last resort. */
+/*
+ * Poll until one STATUS read shows RUNNING 0 and IDLE 1 together, the only
+ * proof that the engine can no longer write (datasheet 1.1: IDLE alone also
+ * reads 1 between blocks); true and the elapsed time if so.
+ */
+static bool wait_stopped(fstr_t *self, double timeout_s, double *elapsed_s)
+{
+	double t0 = now_s(), t;
+
+	for (;;) {
+		uint32_t st = rd32(self, REG_STATUS);
+
+		t = now_s();
+		if ((st & (STATUS_RUNNING | STATUS_IDLE)) == STATUS_IDLE) {
+			if (elapsed_s)
+				*elapsed_s = t - t0;
+			return true;
+		}
+		if (t - t0 > timeout_s)
+			return false;
+		poll_pause();
+	}
+}
+
+/* Clear ENABLE and wait until stopped; SOFT_RESET as a last resort. */
 static bool quiesce(fstr_t *self)
 {
 	wr32(self, REG_CTRL, 0);
-	if (wait_bits(self, REG_STATUS, STATUS_IDLE, 2.0, NULL))
+	if (wait_stopped(self, 2.0, NULL))
 		return true;
 	wr32(self, REG_CTRL, CTRL_SOFT_RESET);
-	return wait_bits(self, REG_STATUS, STATUS_IDLE, 2.0, NULL);
+	return wait_stopped(self, 2.0, NULL);
 }
 
 /* Point the first n LUT entries at blk[] and use them as the ring. */
@@ -783,6 +846,113 @@ static void expect_fault(struct __test_metadata *_metadata, fstr_t *self,
 		SKIP(return, "%s", self->nodma);			\
 } while (0)
 
+/* ---- configuration space ------------------------------------------------- */
+
+static uint16_t cfg_rd16(fstr_t *self, unsigned int off)
+{
+	uint16_t v = 0xffff;
+
+	if (pread(self->cfg_fd, &v, 2, off) != 2)
+		return 0xffff;
+	return v;
+}
+
+static uint32_t cfg_rd32(fstr_t *self, unsigned int off)
+{
+	uint32_t v = 0xffffffff;
+
+	if (pread(self->cfg_fd, &v, 4, off) != 4)
+		return 0xffffffff;
+	return v;
+}
+
+static bool cfg_wr16(fstr_t *self, unsigned int off, uint16_t v)
+{
+	return pwrite(self->cfg_fd, &v, 2, off) == 2;
+}
+
+static bool cfg_wr32(fstr_t *self, unsigned int off, uint32_t v)
+{
+	return pwrite(self->cfg_fd, &v, 4, off) == 4;
+}
+
+/* The offset of capability @id in the standard list, or 0. */
+static unsigned int find_cap(fstr_t *self, uint8_t id)
+{
+	uint8_t pos = 0, got = 0;
+	int hops = 48;
+
+	if (pread(self->cfg_fd, &pos, 1, PCI_CAPABILITY_LIST) != 1)
+		return 0;
+	while (pos >= 0x40 && pos != 0xff && hops--) {
+		if (pread(self->cfg_fd, &got, 1, pos) != 1)
+			return 0;
+		if (got == id)
+			return pos;
+		if (pread(self->cfg_fd, &pos, 1, pos + 1) != 1)
+			return 0;
+	}
+	return 0;
+}
+
+/* The offset of extended capability @id (from 0x100), or 0. */
+static unsigned int find_ext_cap(fstr_t *self, uint16_t id)
+{
+	unsigned int pos = 0x100;
+	int hops = 64;
+
+	while (pos >= 0x100 && pos < 0x1000 && hops--) {
+		uint32_t h = cfg_rd32(self, pos);
+
+		if (h == 0 || h == 0xffffffff)
+			return 0;
+		if ((h & 0xffff) == id)
+			return pos;
+		pos = (h >> 20) & 0xffc;
+	}
+	return 0;
+}
+
+/*
+ * Put back what a reset the kernel did not see (a FLR or a bus reset done
+ * straight through configuration space) took: the BARs, bus mastering and
+ * memory decoding, and DEVCTL (error reporting, which Linux enabled).
+ */
+static void restore_config(fstr_t *self)
+{
+	unsigned int i;
+
+	for (i = 0; i < 6; i++)
+		cfg_wr32(self, PCI_BASE_ADDRESS_0 + 4 * i, self->saved_bars[i]);
+	if (self->exp_cap)
+		cfg_wr16(self, self->exp_cap + PCI_EXP_DEVCTL,
+			 self->saved_devctl & ~PCI_EXP_DEVCTL_BCR_FLR);
+	cfg_wr16(self, PCI_COMMAND,
+		 self->saved_cmd | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+}
+
+/* The board's upstream port: the PCI device its sysfs directory sits in. */
+static void find_port(fstr_t *self)
+{
+	char real[PATH_MAX], *slash, path[PATH_MAX + 64];
+
+	self->port[0] = 0;
+	if (!realpath(self->sysdir, real))
+		return;
+	slash = strrchr(real, '/');
+	if (!slash)
+		return;
+	*slash = 0;
+	slash = strrchr(real, '/');
+	if (!slash)
+		return;
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s", slash + 1);
+	if (access(path, F_OK) == 0)
+		snprintf(self->port, sizeof(self->port), "%s", slash + 1);
+}
+
+static bool port_bus_reset(fstr_t *self);
+
 /* ---- fixture -------------------------------------------------------------- */
 
 FIXTURE_SETUP(fstr)
@@ -819,11 +989,28 @@ FIXTURE_SETUP(fstr)
 	snprintf(path, sizeof(path), "%s/config", self->sysdir);
 	self->cfg_fd = open(path, O_RDWR);
 	ASSERT_LE(0, self->cfg_fd) TH_LOG("open %s: %s", path, strerror(errno));
+	find_port(self);
+	if (start_bars_saved && cfg_rd16(self, 0) == 0xffff && self->port[0]) {
+		note("%s: the link is down (an earlier test?): resetting port %s",
+		     self->bdf, self->port);
+		port_bus_reset(self);
+	}
+	if (start_bars_saved && cfg_rd32(self, PCI_BASE_ADDRESS_0) != start_bars[0]) {
+		note("%s: BAR0 0x%08x, not 0x%08x: restoring the BARs",
+		     self->bdf, cfg_rd32(self, PCI_BASE_ADDRESS_0), start_bars[0]);
+		for (i = 0; i < 6; i++)
+			cfg_wr32(self, PCI_BASE_ADDRESS_0 + 4 * i, start_bars[i]);
+	}
 	ASSERT_EQ(2, pread(self->cfg_fd, &cmd, 2, PCI_COMMAND));
 	self->saved_cmd = cmd;
 	self->cmd_saved = true;
 	cmd |= PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
 	ASSERT_EQ(2, pwrite(self->cfg_fd, &cmd, 2, PCI_COMMAND));
+	for (i = 0; i < 6; i++)
+		self->saved_bars[i] = cfg_rd32(self, PCI_BASE_ADDRESS_0 + 4 * i);
+	self->exp_cap = find_cap(self, PCI_CAP_ID_EXP);
+	if (self->exp_cap)
+		self->saved_devctl = cfg_rd16(self, self->exp_cap + PCI_EXP_DEVCTL);
 
 	self->bar0 = map_resource(self->sysdir, "resource0", &self->bar0_len);
 	ASSERT_NE(NULL, self->bar0) TH_LOG("mmap resource0: %s", strerror(errno));
@@ -848,6 +1035,7 @@ FIXTURE_SETUP(fstr)
 	self->saved.coal_count = rd32(self, REG_IRQ_COALESCE_COUNT);
 	self->saved.coal_usec = rd32(self, REG_IRQ_COALESCE_USEC);
 	self->saved.ring_size = rd32(self, REG_RING_SIZE);
+	self->saved.stop_seed = rd32(self, REG_EMU_STOP_SEED);
 	for (i = 0; i < NBLK; i++)
 		self->saved.lut[i] = lut_rd64(self, i);
 	self->regs_saved = true;
@@ -901,6 +1089,7 @@ FIXTURE_TEARDOWN(fstr)
 			wr32(self, REG_IRQ_COALESCE_COUNT, self->saved.coal_count);
 			wr32(self, REG_IRQ_COALESCE_USEC, self->saved.coal_usec);
 			wr32(self, REG_RING_SIZE, self->saved.ring_size);
+			wr32(self, REG_EMU_STOP_SEED, self->saved.stop_seed);
 			for (i = 0; i < NBLK; i++)
 				lut_wr64(self, i, self->saved.lut[i]);
 		}
@@ -1301,9 +1490,9 @@ TEST_F_TIMEOUT(fstr, stop_idle, 60)
 	EXPECT_EQ(STATUS_RUNNING, rd32(self, REG_STATUS) & (STATUS_RUNNING | STATUS_IDLE));
 
 	wr32(self, REG_CTRL, 0);
-	ASSERT_TRUE(wait_bits(self, REG_STATUS, STATUS_IDLE, 1.0, &elapsed))
+	ASSERT_TRUE(wait_stopped(self, 1.0, &elapsed))
 		TH_LOG("STATUS 0x%08x 1 s after ENABLE was cleared", rd32(self, REG_STATUS));
-	note("stop_idle: IDLE %.3f ms after ENABLE was cleared", elapsed * 1e3);
+	note("stop_idle: stopped %.3f ms after ENABLE was cleared", elapsed * 1e3);
 	EXPECT_EQ(STATUS_IDLE, rd32(self, REG_STATUS) & (STATUS_RUNNING | STATUS_IDLE));
 
 	wr = rd32(self, REG_WR_COUNT);
@@ -1326,9 +1515,9 @@ TEST_F_TIMEOUT(fstr, idle_stall_injected, 60)
 	wr32(self, REG_EMU_INJECT, INJECT_IDLE_STALL);
 	ASSERT_EQ(INJECT_IDLE_STALL, rd32(self, REG_EMU_INJECT));
 	wr32(self, REG_CTRL, 0);
-	ASSERT_TRUE(wait_bits(self, REG_STATUS, STATUS_IDLE, 1.0, &elapsed))
+	ASSERT_TRUE(wait_stopped(self, 1.0, &elapsed))
 		TH_LOG("STATUS 0x%08x 1 s after ENABLE was cleared", rd32(self, REG_STATUS));
-	note("idle_stall_injected: IDLE %.3f ms after ENABLE was cleared", elapsed * 1e3);
+	note("idle_stall_injected: stopped %.3f ms after ENABLE was cleared", elapsed * 1e3);
 	ASSERT_LE(0.045, elapsed) TH_LOG("IDLE after %.3f ms despite the 50 ms stall",
 					 elapsed * 1e3);
 	EXPECT_EQ(0u, rd32(self, REG_EMU_INJECT));
@@ -1675,6 +1864,827 @@ TEST_F_TIMEOUT(fstr, source_rate, 60)
 	EXPECT_EQ(0u, rd32(self, REG_STATUS) & (STATUS_LUT_FAULT | STATUS_DMA_ERROR));
 }
 
+/* ---- revision 1.1: resets, the link, AER, the stop, power ----------------- */
+
+/* Write @s to sysfs file @dir/@name; 0 or -errno. */
+static int sysfs_write(const char *dir, const char *name, const char *s)
+{
+	char path[PATH_MAX + 64];
+	ssize_t n;
+	int fd, err = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, s, strlen(s));
+	if (n < 0)
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+static bool sysfs_read(const char *dir, const char *name, char *buf, size_t len)
+{
+	char path[PATH_MAX + 64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return false;
+	buf[n] = 0;
+	return true;
+}
+
+/*
+ * A counter of an AER statistics file: "NAME N" lines in the device's
+ * aer_dev_{correctable,nonfatal,fatal}, or a bare number in the port's
+ * aer_rootport_total_err_* (name NULL).  -1 if absent.
+ */
+static long aer_count(const char *dir, const char *file, const char *name)
+{
+	char buf[4096], *p;
+	size_t nl = name ? strlen(name) : 0;
+
+	if (!sysfs_read(dir, file, buf, sizeof(buf)))
+		return -1;
+	if (!name)
+		return strtol(buf, NULL, 10);
+	for (p = buf; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		if (!strncmp(p, name, nl) && p[nl] == ' ')
+			return strtol(p + nl + 1, NULL, 10);
+	return -1;
+}
+
+/* Wait up to @timeout_s for the counter to reach @want; its last value. */
+static long wait_count(const char *dir, const char *file, const char *name,
+		       long want, double timeout_s)
+{
+	double end = now_s() + timeout_s;
+	long v;
+
+	while ((v = aer_count(dir, file, name)) < want && now_s() < end)
+		sleep_ms(20);
+	return v;
+}
+
+static void port_dir(fstr_t *self, char *buf, size_t len)
+{
+	snprintf(buf, len, "/sys/bus/pci/devices/%s", self->port);
+}
+
+/*
+ * Secondary bus reset through the port, straight in its configuration space
+ * (what setpci would do): the kernel neither sees it nor restores the board.
+ */
+static bool port_bus_reset(fstr_t *self)
+{
+	char path[PATH_MAX + 64];
+	uint16_t bctl, on;
+	bool ok;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/config", self->port);
+	fd = open(path, O_RDWR);
+	if (fd < 0)
+		return false;
+	ok = pread(fd, &bctl, 2, PCI_BRIDGE_CONTROL) == 2;
+	on = bctl | PCI_BRIDGE_CTL_BUS_RESET;
+	ok = ok && pwrite(fd, &on, 2, PCI_BRIDGE_CONTROL) == 2;
+	sleep_ms(2);		/* Trst: 1 ms at least */
+	bctl &= ~PCI_BRIDGE_CTL_BUS_RESET;
+	ok = pwrite(fd, &bctl, 2, PCI_BRIDGE_CONTROL) == 2 && ok;
+	close(fd);
+	sleep_ms(100);		/* the board is ready 100 ms after reset */
+	return ok;
+}
+
+/* Power-on values the fixture found (the test block's come from properties). */
+static void expect_power_on(struct __test_metadata *_metadata, fstr_t *self,
+			    const char *after)
+{
+	uint32_t e;
+
+	ASSERT_EQ(FSTR_ID, rd32(self, REG_ID)) TH_LOG("after %s", after);
+	EXPECT_EQ(0u, rd32(self, REG_CTRL)) TH_LOG("after %s", after);
+	EXPECT_EQ(STATUS_IDLE, rd32(self, REG_STATUS)) TH_LOG("after %s", after);
+	EXPECT_EQ(self->lut_capacity, rd32(self, REG_RING_SIZE)) TH_LOG("after %s", after);
+	EXPECT_EQ(0u, rd32(self, REG_WR_COUNT));
+	EXPECT_EQ(0u, rd32(self, REG_RD_COUNT));
+	EXPECT_EQ(0u, rd32(self, REG_DROP_COUNT));
+	EXPECT_EQ(0u, rd32(self, REG_IRQ_STATUS));
+	EXPECT_EQ(0u, rd32(self, REG_IRQ_COALESCE_COUNT));
+	EXPECT_EQ(0u, rd32(self, REG_IRQ_COALESCE_USEC));
+	EXPECT_EQ(0u, rd32(self, REG_SCRATCH)) TH_LOG("after %s", after);
+	EXPECT_EQ(self->saved.rate, rd32(self, REG_EMU_RATE));
+	EXPECT_EQ(self->saved.seed, rd32(self, REG_EMU_SEED));
+	EXPECT_EQ(0u, rd32(self, REG_EMU_BURST));
+	EXPECT_EQ(0u, rd32(self, REG_EMU_INJECT)) TH_LOG("after %s", after);
+	EXPECT_EQ(16u, rd32(self, REG_EMU_FIFO_BLOCKS));
+	EXPECT_EQ(0u, rd32(self, REG_EMU_HOLDS));
+	EXPECT_EQ(self->saved.stop_seed, rd32(self, REG_EMU_STOP_SEED));
+	EXPECT_EQ(0u, rd32(self, REG_EMU_STOP_DELAY));
+	for (e = 0; e < NBLK; e++)
+		ASSERT_EQ(0ull, lut_rd64(self, e)) TH_LOG("LUT entry %u after %s", e, after);
+	ASSERT_EQ(0ull, lut_rd64(self, self->lut_capacity - 1)) TH_LOG("after %s", after);
+}
+
+/*
+ * Give the board state to lose: every register group, the LUT, an armed
+ * injection, and (with usable memory) a stream running at 2000 blocks/s.
+ */
+static void dirty_board(struct __test_metadata *_metadata, fstr_t *self)
+{
+	uint32_t e;
+
+	if (dma_usable(self)) {
+		program_ring(_metadata, self, NBLK);
+	} else {
+		for (e = 0; e < NBLK; e++)
+			lut_wr64(self, e, (0x40000000ull + e * (uint64_t)BLOCK_SIZE) | LUT_VALID);
+		wr32(self, REG_RING_SIZE, NBLK);
+	}
+	lut_wr64(self, self->lut_capacity - 1, 0x1230000ull | LUT_VALID);
+	wr32(self, REG_SCRATCH, 0xc0ffee11);
+	wr32(self, REG_IRQ_COALESCE_COUNT, 5);
+	wr32(self, REG_IRQ_COALESCE_USEC, 777);
+	wr32(self, REG_EMU_FIFO_BLOCKS, 9);
+	wr32(self, REG_EMU_STOP_SEED, 0x5709);
+	wr32(self, REG_EMU_INJECT, INJECT_IDLE_STALL);	/* used only by a stop */
+	ASSERT_EQ(INJECT_IDLE_STALL, rd32(self, REG_EMU_INJECT));
+	ASSERT_EQ(0xc0ffee11u, rd32(self, REG_SCRATCH));
+	ASSERT_EQ(NBLK, rd32(self, REG_RING_SIZE));
+	if (dma_usable(self)) {
+		wr32(self, REG_EMU_RATE, 2000);
+		start_engine(_metadata, self, 0);
+		ASSERT_LE(4u, wait_wr(self, 4, 10));
+		ASSERT_EQ(STATUS_RUNNING, rd32(self, REG_STATUS) & STATUS_RUNNING);
+	} else {
+		wr32(self, REG_EMU_BURST, 77);
+	}
+}
+
+/* After a reset: nothing written into host memory any more. */
+static void expect_no_dma(struct __test_metadata *_metadata, fstr_t *self,
+			  const char *after)
+{
+	uint32_t e;
+
+	if (!dma_usable(self))
+		return;
+	poison_blocks(self);
+	sleep_ms(300);		/* 600 blocks at 2000/s, were it still running */
+	for (e = 0; e < NBLK; e++)
+		ASSERT_TRUE(block_poisoned(self, e))
+			TH_LOG("block %u written after %s", e, after);
+}
+
+/* The board works after a reset: a short stream, word for word. */
+static void expect_streams(struct __test_metadata *_metadata, fstr_t *self)
+{
+	uint32_t e;
+
+	if (!dma_usable(self))
+		return;
+	wr32(self, REG_EMU_SEED, TEST_SEED);
+	wr32(self, REG_EMU_BURST, 10);
+	program_ring(_metadata, self, NBLK);
+	poison_blocks(self);
+	start_engine(_metadata, self, CTRL_FLOW_CONTROL);
+	ASSERT_EQ(10u, wait_wr(self, 10, 10)) TH_LOG("STATUS 0x%08x", rd32(self, REG_STATUS));
+	for (e = 0; e < 10; e++)
+		ASSERT_BLOCK(e, e);
+	EXPECT_TRUE(block_poisoned(self, 10));
+	ASSERT_TRUE(quiesce(self));
+}
+
+/* reset_method of the board: what the kernel may use for "reset". */
+static bool has_reset_method(fstr_t *self, const char *m)
+{
+	char buf[256], *tok, *save;
+
+	if (!sysfs_read(self->sysdir, "reset_method", buf, sizeof(buf)))
+		return false;
+	for (tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save))
+		if (!strcmp(tok, m))
+			return true;
+	return false;
+}
+
+/* The kernel's reset of the function by @method: it saves and restores config. */
+static void reset_by_kernel(struct __test_metadata *_metadata, fstr_t *self,
+			    const char *method)
+{
+	char what[64];
+	int err;
+
+	BEGIN();
+	if (!has_reset_method(self, method))
+		SKIP(return, "%s offers no \"%s\" in reset_method", self->bdf, method);
+	dirty_board(_metadata, self);
+	ASSERT_EQ(0, sysfs_write(self->sysdir, "reset_method", method));
+	err = sysfs_write(self->sysdir, "reset", "1");
+	sysfs_write(self->sysdir, "reset_method", "default");
+	ASSERT_EQ(0, err) TH_LOG("reset by %s: %s", method, strerror(-err));
+	snprintf(what, sizeof(what), "the kernel's %s reset", method);
+	/* The kernel put the BARs back: the same mapping reaches the board. */
+	EXPECT_EQ(self->saved_bars[0], cfg_rd32(self, PCI_BASE_ADDRESS_0));
+	expect_power_on(_metadata, self, what);
+	expect_no_dma(_metadata, self, what);
+	expect_streams(_metadata, self);
+}
+
+TEST_F_TIMEOUT(fstr, reset_sysfs_flr, 60)
+{
+	BEGIN();
+	ASSERT_NE(0u, self->exp_cap) TH_LOG("no PCI Express capability");
+	ASSERT_EQ(PCI_EXP_DEVCAP_FLR,
+		  cfg_rd32(self, self->exp_cap + PCI_EXP_DEVCAP) & PCI_EXP_DEVCAP_FLR)
+		TH_LOG("DEVCAP does not advertise FLR (device property flr=on is the default)");
+	reset_by_kernel(_metadata, self, "flr");
+}
+
+TEST_F_TIMEOUT(fstr, reset_sysfs_bus, 60)
+{
+	BEGIN();
+	if (!self->port[0])
+		SKIP(return, "%s has no upstream port", self->bdf);
+	reset_by_kernel(_metadata, self, "bus");
+}
+
+/* FLR written straight into DEVCTL: config space, too, is at power-on. */
+TEST_F_TIMEOUT(fstr, reset_flr_config, 60)
+{
+	uint16_t devctl;
+
+	BEGIN();
+	ASSERT_NE(0u, self->exp_cap);
+	if (!(cfg_rd32(self, self->exp_cap + PCI_EXP_DEVCAP) & PCI_EXP_DEVCAP_FLR))
+		SKIP(return, "the board does not advertise FLR (flr=off)");
+	dirty_board(_metadata, self);
+	devctl = cfg_rd16(self, self->exp_cap + PCI_EXP_DEVCTL);
+	ASSERT_TRUE(cfg_wr16(self, self->exp_cap + PCI_EXP_DEVCTL, devctl | PCI_EXP_DEVCTL_BCR_FLR));
+	sleep_ms(100);
+	/* BAR0 back to its unassigned power-on value, memory decoding off. */
+	EXPECT_EQ(0u, cfg_rd32(self, PCI_BASE_ADDRESS_0) & ~0xfu);
+	EXPECT_EQ(0u, cfg_rd16(self, PCI_COMMAND) & (PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER));
+	EXPECT_EQ(0u, cfg_rd16(self, self->exp_cap + PCI_EXP_DEVCTL) & PCI_EXP_DEVCTL_BCR_FLR);
+	restore_config(self);
+	expect_power_on(_metadata, self, "FLR");
+	expect_no_dma(_metadata, self, "FLR");
+	expect_streams(_metadata, self);
+}
+
+/* Secondary bus reset by the port's bridge control register. */
+TEST_F_TIMEOUT(fstr, reset_port_bus, 60)
+{
+	BEGIN();
+	if (!self->port[0])
+		SKIP(return, "%s has no upstream port", self->bdf);
+	dirty_board(_metadata, self);
+	ASSERT_TRUE(port_bus_reset(self)) TH_LOG("bridge control of %s", self->port);
+	EXPECT_EQ(0u, cfg_rd32(self, PCI_BASE_ADDRESS_0) & ~0xfu);
+	restore_config(self);
+	expect_power_on(_metadata, self, "a secondary bus reset");
+	expect_no_dma(_metadata, self, "a secondary bus reset");
+	expect_streams(_metadata, self);
+}
+
+/* Over a dead link: every read all ones, in BAR0, BAR2 and config space. */
+static void expect_link_down(struct __test_metadata *_metadata, fstr_t *self)
+{
+	ASSERT_EQ(0xffffffffu, rd32(self, REG_ID));
+	EXPECT_EQ(0xffffffffu, rd32(self, REG_STATUS));
+	EXPECT_EQ(0xffffffffu, rd32(self, REG_WR_COUNT));
+	EXPECT_EQ(0xffffffffu, rd32(self, REG_EMU_INJECT));
+	EXPECT_EQ(~0ull, lut_rd64(self, 0));
+	EXPECT_EQ(0xffffffffu, lut_rd32(self, 1, 1));
+	EXPECT_EQ(0xffffffffu, cfg_rd32(self, 0));
+	EXPECT_EQ(0xffffu, cfg_rd16(self, PCI_COMMAND));
+	EXPECT_EQ(0xffffffffu, cfg_rd32(self, PCI_BASE_ADDRESS_0));
+	if (self->exp_cap)
+		EXPECT_EQ(0xffffu, cfg_rd16(self, self->exp_cap + PCI_EXP_DEVCTL));
+}
+
+TEST_F_TIMEOUT(fstr, inject_link_down, 60)
+{
+	uint32_t e;
+
+	BEGIN();
+	if (!self->port[0])
+		SKIP(return, "%s has no upstream port to reset it", self->bdf);
+	dirty_board(_metadata, self);
+	wr32(self, REG_EMU_INJECT, INJECT_LINK_DOWN);
+	expect_link_down(_metadata, self);
+
+	/* Writes are lost: SCRATCH, and a FLR, which would bring it back. */
+	wr32(self, REG_SCRATCH, 0x600d);
+	EXPECT_EQ(0xffffffffu, rd32(self, REG_SCRATCH));
+	if (self->exp_cap) {
+		cfg_wr16(self, self->exp_cap + PCI_EXP_DEVCTL,
+			 self->saved_devctl | PCI_EXP_DEVCTL_BCR_FLR);
+		sleep_ms(100);
+		EXPECT_EQ(0xffffffffu, rd32(self, REG_ID)) TH_LOG("a FLR got through the dead link");
+	}
+	/* No DMA: the stream of 2000 blocks/s would fill the ring in 32 ms. */
+	if (dma_usable(self)) {
+		poison_blocks(self);
+		sleep_ms(300);
+		for (e = 0; e < NBLK; e++)
+			ASSERT_TRUE(block_poisoned(self, e))
+				TH_LOG("block %u written while the link was down", e);
+	}
+	sleep_ms(200);
+	expect_link_down(_metadata, self);
+
+	/* Only a reset of the port brings it back, at power-on. */
+	ASSERT_TRUE(port_bus_reset(self));
+	EXPECT_EQ(0x1234u, cfg_rd16(self, 0));
+	restore_config(self);
+	expect_power_on(_metadata, self, "link down and a port reset");
+	expect_no_dma(_metadata, self, "link down and a port reset");
+	expect_streams(_metadata, self);
+}
+
+/* Clear the board's AER status and DEVSTA error bits the injection left. */
+static void clear_aer_status(fstr_t *self, unsigned int aer)
+{
+	cfg_wr32(self, aer + PCI_ERR_UNCOR_STATUS, 0xffffffff);
+	if (self->exp_cap)
+		cfg_wr16(self, self->exp_cap + PCI_EXP_DEVSTA, 0x000f);
+}
+
+/*
+ * The next block raises a completer abort, reported through AER to the
+ * port, whose AER service logs it on the board's counters (and, with no
+ * driver to recover it, gives up: no reset).  The engine stops as on
+ * DMA_ERROR.
+ */
+TEST_F_TIMEOUT(fstr, inject_aer_nonfatal, 60)
+{
+	char pdir[PATH_MAX];
+	long nf0, ca0, rp0, nf, ca, rp;
+	unsigned int aer;
+	uint32_t e, unc;
+
+	BEGIN();
+	aer = find_ext_cap(self, PCI_EXT_CAP_ID_ERR);
+	ASSERT_NE(0u, aer) TH_LOG("the board has no AER capability");
+	if (!self->port[0])
+		SKIP(return, "%s has no upstream port: AER messages go nowhere", self->bdf);
+	port_dir(self, pdir, sizeof(pdir));
+	nf0 = aer_count(self->sysdir, "aer_dev_nonfatal", "TOTAL_ERR_NONFATAL");
+	ca0 = aer_count(self->sysdir, "aer_dev_nonfatal", "CmpltAbrt");
+	rp0 = aer_count(pdir, "aer_rootport_total_err_nonfatal", NULL);
+	if (nf0 < 0)
+		SKIP(return, "no aer_dev_nonfatal: the kernel has no native AER service for this port");
+
+	kmsg("fpgastream-vm: expect-aer on");
+	if (dma_usable(self)) {
+		/* Mid-stream: the next block is the one that fails. */
+		inject_while_streaming(_metadata, self, INJECT_AER_NONFATAL, STATUS_DMA_ERROR);
+	} else {
+		for (e = 0; e < NBLK; e++)
+			lut_wr64(self, e, (0x40000000ull + e * (uint64_t)BLOCK_SIZE) | LUT_VALID);
+		wr32(self, REG_RING_SIZE, NBLK);
+		wr32(self, REG_EMU_INJECT, INJECT_AER_NONFATAL);
+		ASSERT_EQ(INJECT_AER_NONFATAL, rd32(self, REG_EMU_INJECT));
+		start_engine(_metadata, self, CTRL_FLOW_CONTROL);
+		expect_fault(_metadata, self, STATUS_DMA_ERROR, 0);
+		EXPECT_EQ(0u, rd32(self, REG_EMU_INJECT));
+	}
+	nf = wait_count(self->sysdir, "aer_dev_nonfatal", "TOTAL_ERR_NONFATAL", nf0 + 1, 10);
+	ca = aer_count(self->sysdir, "aer_dev_nonfatal", "CmpltAbrt");
+	rp = aer_count(pdir, "aer_rootport_total_err_nonfatal", NULL);
+	EXPECT_EQ(nf0 + 1, nf) TH_LOG("the kernel's AER service saw no non-fatal error");
+	EXPECT_EQ(ca0 + 1, ca);
+	EXPECT_EQ(rp0 + 1, rp);
+	unc = cfg_rd32(self, aer + PCI_ERR_UNCOR_STATUS);
+	EXPECT_EQ(PCI_ERR_UNC_COMP_ABORT, unc & PCI_ERR_UNC_COMP_ABORT);
+	note("inject_aer_nonfatal: TOTAL_ERR_NONFATAL %ld -> %ld, CmpltAbrt %ld -> %ld, port %ld -> %ld, UNCOR_STATUS 0x%08x",
+	     nf0, nf, ca0, ca, rp0, rp, unc);
+	/* Non-fatal: the link stayed up. */
+	EXPECT_EQ(FSTR_ID, rd32(self, REG_ID));
+	EXPECT_EQ(0x1234u, cfg_rd16(self, 0));
+	clear_aer_status(self, aer);
+	sleep_ms(500);
+	kmsg("fpgastream-vm: expect-aer off");
+}
+
+/*
+ * A fatal error: reported through AER, then the link is down.  Linux 6.1's
+ * AER service counts it at the port (aer_rootport_total_err_fatal); the
+ * board's own aer_dev_fatal stays, because for a fatal error from an
+ * endpoint the kernel does not read the endpoint's AER registers (the link
+ * may be dead) and logs "type=Inaccessible" without counting.  With no
+ * driver bound it then resets the port's secondary bus on its own
+ * (aer_root_reset), which brings the link back, and does not restore the
+ * unbound board's configuration: the test puts the BARs back itself.
+ */
+TEST_F_TIMEOUT(fstr, inject_aer_fatal, 60)
+{
+	char pdir[PATH_MAX];
+	long f0, rp0, f, rp;
+	double t0, back = -1;
+	unsigned int aer;
+	uint32_t e, bar0;
+
+	BEGIN();
+	aer = find_ext_cap(self, PCI_EXT_CAP_ID_ERR);
+	ASSERT_NE(0u, aer) TH_LOG("the board has no AER capability");
+	if (!self->port[0])
+		SKIP(return, "%s has no upstream port: AER messages go nowhere", self->bdf);
+	port_dir(self, pdir, sizeof(pdir));
+	f0 = aer_count(self->sysdir, "aer_dev_fatal", "TOTAL_ERR_FATAL");
+	rp0 = aer_count(pdir, "aer_rootport_total_err_fatal", NULL);
+	if (f0 < 0 || rp0 < 0)
+		SKIP(return, "no AER statistics: the kernel has no native AER service for this port");
+
+	dirty_board(_metadata, self);
+	kmsg("fpgastream-vm: expect-aer on");
+	wr32(self, REG_EMU_INJECT, INJECT_AER_FATAL);
+	t0 = now_s();
+	/*
+	 * Down at once: all ones.  Unless the kernel's recovery (on the other
+	 * vCPU) was quicker than this read and reset the port's bus already:
+	 * then the BARs are unassigned and QEMU reads the hole as 0.
+	 */
+	e = rd32(self, REG_ID);
+	if (e != 0xffffffffu) {
+		EXPECT_EQ(0u, cfg_rd32(self, PCI_BASE_ADDRESS_0) & ~0xfu)
+			TH_LOG("ID 0x%08x right after the fatal error, BAR0 still assigned", e);
+		note("inject_aer_fatal: the kernel reset the link before the first read (ID 0x%08x)", e);
+	}
+	if (dma_usable(self))
+		poison_blocks(self);
+
+	rp = wait_count(pdir, "aer_rootport_total_err_fatal", NULL, rp0 + 1, 15);
+	f = aer_count(self->sysdir, "aer_dev_fatal", "TOTAL_ERR_FATAL");
+	EXPECT_EQ(rp0 + 1, rp) TH_LOG("the port's AER service saw no fatal error");
+	/* The kernel's recovery resets the link: the board answers again. */
+	while (now_s() - t0 < 15) {
+		if (cfg_rd16(self, 0) == 0x1234) {
+			back = now_s() - t0;
+			break;
+		}
+		sleep_ms(20);
+	}
+	ASSERT_LE(0, back) TH_LOG("the link never came back: config reads 0x%08x",
+				  cfg_rd32(self, 0));
+	sleep_ms(1500);		/* let the recovery finish */
+	bar0 = cfg_rd32(self, PCI_BASE_ADDRESS_0);
+	note("inject_aer_fatal: port total_err_fatal %ld -> %ld, board TOTAL_ERR_FATAL %ld -> %ld; link back after %.0f ms, BAR0 0x%08x (%s)",
+	     rp0, rp, f0, f, back * 1e3, bar0,
+	     (bar0 & ~0xfu) ? "restored" : "not restored: no driver");
+	if (dma_usable(self))
+		for (e = 0; e < NBLK; e++)
+			ASSERT_TRUE(block_poisoned(self, e))
+				TH_LOG("block %u written after the fatal error", e);
+	restore_config(self);
+	expect_power_on(_metadata, self, "a fatal error and the kernel's recovery");
+	clear_aer_status(self, aer);
+	expect_streams(_metadata, self);
+	sleep_ms(500);
+	kmsg("fpgastream-vm: expect-aer off");
+}
+
+struct stop_sample {
+	uint32_t delay_us;	/* EMU_STOP_DELAY */
+	double running_ms;	/* ENABLE cleared until RUNNING read 0 */
+	double stopped_ms;	/* ... until RUNNING 0 and IDLE 1 in one read */
+	uint32_t blocks_after;	/* blocks completed after ENABLE was cleared */
+};
+
+/* One start and stop, timed with tight polling. */
+static void one_stop(struct __test_metadata *_metadata, fstr_t *self,
+		     struct stop_sample *sm)
+{
+	double t0, t;
+	uint32_t st, wr0;
+
+	memset(sm, 0, sizeof(*sm));
+	start_engine(_metadata, self, 0);
+	if (dma_usable(self)) {
+		ASSERT_LE(2u, wait_wr(self, 2, 10));
+	} else {
+		sleep_ms(2);
+	}
+	ASSERT_EQ(STATUS_RUNNING, rd32(self, REG_STATUS) & STATUS_RUNNING);
+	wr0 = rd32(self, REG_WR_COUNT);
+	t0 = now_s();
+	wr32(self, REG_CTRL, 0);
+	sm->running_ms = -1;
+	for (;;) {
+		st = rd32(self, REG_STATUS);
+		t = now_s();
+		if (!(st & STATUS_RUNNING) && sm->running_ms < 0) {
+			sm->running_ms = (t - t0) * 1e3;
+			sm->blocks_after = rd32(self, REG_WR_COUNT) - wr0;
+		}
+		if ((st & (STATUS_RUNNING | STATUS_IDLE)) == STATUS_IDLE) {
+			sm->stopped_ms = (t - t0) * 1e3;
+			break;
+		}
+		ASSERT_LT(t - t0, 1.0) TH_LOG("STATUS 0x%08x 1 s after ENABLE was cleared", st);
+		sleep_us(20);
+	}
+	sm->delay_us = rd32(self, REG_EMU_STOP_DELAY);
+	ASSERT_LE(sm->delay_us, 10000u);
+	/* RUNNING stayed 1 for the delay (the clocks agree to a fraction of a ms). */
+	EXPECT_LE(sm->delay_us / 1e3 - 0.5, sm->running_ms)
+		TH_LOG("RUNNING 0 after %.3f ms, the stop delay is %u us",
+		       sm->running_ms, sm->delay_us);
+	EXPECT_GE(STOP_LIMIT_MS + STOP_MARGIN_MS, sm->stopped_ms)
+		TH_LOG("stopped %.3f ms after ENABLE was cleared (delay %u us)",
+		       sm->stopped_ms, sm->delay_us);
+}
+
+/*
+ * Datasheet 1.1: clearing ENABLE takes effect within 10 ms, and until then
+ * the engine may still start blocks with RUNNING 1.  The reference device
+ * draws each delay from a PRNG (stop-delay-us=-1) seeded by stop-seed and
+ * EMU_STOP_SEED: the same seed repeats the delays, another changes them.
+ */
+TEST_F_TIMEOUT(fstr, stop_delay, 120)
+{
+	enum { N = 6 };
+	static const uint32_t seeds[3] = { 0x1111, 0x1111, 0x2222 };
+	struct stop_sample sm[3][N];
+	uint32_t e, max_delay = 0, after_long = 0, i, j;
+	double worst = 0;
+	bool fixed = true, same_ab = true;
+
+	BEGIN();
+	if (dma_usable(self)) {
+		program_ring(_metadata, self, NBLK);	/* rate 0: as fast as it goes */
+	} else {
+		/* No memory the board may write: a source too slow to make a block. */
+		for (e = 0; e < NBLK; e++)
+			lut_wr64(self, e, (0x40000000ull + e * (uint64_t)BLOCK_SIZE) | LUT_VALID);
+		wr32(self, REG_RING_SIZE, NBLK);
+		wr32(self, REG_EMU_RATE, 1);
+	}
+	for (i = 0; i < 3; i++) {
+		wr32(self, REG_EMU_STOP_SEED, seeds[i]);
+		ASSERT_EQ(seeds[i], rd32(self, REG_EMU_STOP_SEED));
+		for (j = 0; j < N; j++) {
+			one_stop(_metadata, self, &sm[i][j]);
+			if (sm[i][j].stopped_ms > worst)
+				worst = sm[i][j].stopped_ms;
+			if (sm[i][j].delay_us != sm[0][0].delay_us)
+				fixed = false;
+			if (sm[i][j].delay_us > max_delay)
+				max_delay = sm[i][j].delay_us;
+			if (sm[i][j].delay_us >= 2000 && sm[i][j].blocks_after)
+				after_long++;
+		}
+	}
+	for (j = 0; j < N; j++) {
+		ASSERT_EQ(sm[0][j].delay_us, sm[1][j].delay_us)
+			TH_LOG("stop %u: seed 0x%x gave %u us, then %u us", j, seeds[0],
+			       sm[0][j].delay_us, sm[1][j].delay_us);
+		if (sm[0][j].delay_us != sm[2][j].delay_us)
+			same_ab = false;
+	}
+	note("stop_delay: seed 0x%x: %u %u %u %u %u %u us; seed 0x%x: %u %u %u %u %u %u us; worst stop %.3f ms",
+	     seeds[0], sm[0][0].delay_us, sm[0][1].delay_us, sm[0][2].delay_us,
+	     sm[0][3].delay_us, sm[0][4].delay_us, sm[0][5].delay_us,
+	     seeds[2], sm[2][0].delay_us, sm[2][1].delay_us, sm[2][2].delay_us,
+	     sm[2][3].delay_us, sm[2][4].delay_us, sm[2][5].delay_us, worst);
+	if (fixed) {
+		note("stop_delay: every stop took %u us: a fixed stop-delay-us", sm[0][0].delay_us);
+		return;
+	}
+	EXPECT_FALSE(same_ab) TH_LOG("seeds 0x%x and 0x%x gave the same delays", seeds[0], seeds[2]);
+	EXPECT_LE(2000u, max_delay) TH_LOG("18 random delays in [0, 10 ms], none over 2 ms");
+	/* At full speed blocks complete during a delay of 2 ms or more. */
+	if (dma_usable(self))
+		EXPECT_LT(0u, after_long) TH_LOG("no block completed after ENABLE was cleared");
+}
+
+/*
+ * IDLE reads 1 between blocks while RUNNING is 1: with a slow source the
+ * engine mostly waits, and under flow control a full ring holds it.
+ */
+TEST_F_TIMEOUT(fstr, idle_between_blocks, 60)
+{
+	uint32_t e, st, wr0, wr1, n = 0, run_idle = 0, run_busy = 0;
+	double t0;
+
+	BEGIN();
+	if (dma_usable(self)) {
+		program_ring(_metadata, self, NBLK);
+		wr32(self, REG_EMU_RATE, 50);
+	} else {
+		for (e = 0; e < NBLK; e++)
+			lut_wr64(self, e, (0x40000000ull + e * (uint64_t)BLOCK_SIZE) | LUT_VALID);
+		wr32(self, REG_RING_SIZE, NBLK);
+		wr32(self, REG_EMU_RATE, 1);	/* the first block in 1 s: never */
+	}
+	start_engine(_metadata, self, 0);
+	wr0 = rd32(self, REG_WR_COUNT);
+	t0 = now_s();
+	while (now_s() - t0 < 0.5) {
+		st = rd32(self, REG_STATUS);
+		ASSERT_EQ(STATUS_RUNNING, st & STATUS_RUNNING) TH_LOG("STATUS 0x%08x", st);
+		n++;
+		if (st & STATUS_IDLE)
+			run_idle++;
+		else
+			run_busy++;
+		sleep_us(200);
+	}
+	wr1 = rd32(self, REG_WR_COUNT);
+	note("idle_between_blocks: %u of %u reads RUNNING|IDLE, %u RUNNING alone; %u blocks meanwhile",
+	     run_idle, n, run_busy, wr1 - wr0);
+	EXPECT_LE(n * 8 / 10, run_idle);
+	if (dma_usable(self)) {
+		EXPECT_LE(10u, wr1 - wr0) TH_LOG("the source at 50 blocks/s made %u in 0.5 s", wr1 - wr0);
+		ASSERT_TRUE(quiesce(self));
+		/* A full ring under flow control holds the engine: idle, running. */
+		wr32(self, REG_EMU_RATE, 0);
+		start_engine(_metadata, self, CTRL_FLOW_CONTROL);
+		ASSERT_EQ(NBLK, wait_wr(self, NBLK, 10));
+		sleep_ms(50);
+		EXPECT_EQ(STATUS_RUNNING | STATUS_IDLE, rd32(self, REG_STATUS));
+		EXPECT_EQ(NBLK, rd32(self, REG_WR_COUNT));
+	}
+	ASSERT_TRUE(quiesce(self));
+}
+
+/*
+ * The msi property: on (the default) the board offers one MSI vector, off it
+ * has no MSI capability and runs on INTx.  The run says which it gave:
+ * FSTR_EXPECT_MSI=0 fstr_device_test -t msi_property under
+ * tools/vm/run --device-opts msi=off.
+ */
+TEST_F(fstr, msi_property)
+{
+	const char *env = getenv("FSTR_EXPECT_MSI");
+	bool want = !env || strcmp(env, "0");
+	unsigned int cap;
+
+	BEGIN();
+	cap = find_cap(self, PCI_CAP_ID_MSI);
+	if (want) {
+		EXPECT_NE(0u, cap) TH_LOG("no MSI capability (FSTR_EXPECT_MSI=0 if run with msi=off)");
+	} else {
+		EXPECT_EQ(0u, cap) TH_LOG("an MSI capability at 0x%x despite msi=off", cap);
+	}
+	EXPECT_EQ(1u, cfg_rd16(self, 0x3c) >> 8) TH_LOG("interrupt pin is not INTA");
+	EXPECT_NE(0u, self->exp_cap) TH_LOG("no PCI Express capability");
+	if (cap)
+		note("msi_property: MSI capability at 0x%02x", cap);
+	else
+		note("msi_property: no MSI capability: INTx only");
+}
+
+/*
+ * With MSI off (no driver enabled it), the interrupt is the INTx level:
+ * PCI_STATUS.INTERRUPT follows IRQ_ENABLE && IRQ_STATUS.  COMMAND's INTx
+ * disable bit keeps the level from the interrupt controller, so no line
+ * nobody handles is raised.
+ */
+TEST_F_TIMEOUT(fstr, intx_level, 60)
+{
+	uint16_t cmd;
+
+	BEGIN();
+	cmd = cfg_rd16(self, PCI_COMMAND);
+	ASSERT_TRUE(cfg_wr16(self, PCI_COMMAND, cmd | PCI_COMMAND_INTX_DISABLE));
+	EXPECT_EQ(0u, cfg_rd16(self, PCI_STATUS) & PCI_STATUS_INTERRUPT);
+	/* LUT entry 0 not VALID: the first block faults, IRQ_STATUS.ERROR. */
+	lut_wr64(self, 0, 0);
+	wr32(self, REG_RING_SIZE, NBLK);
+	start_engine(_metadata, self, CTRL_FLOW_CONTROL);
+	expect_fault(_metadata, self, STATUS_LUT_FAULT, 0);
+	EXPECT_EQ(0u, cfg_rd16(self, PCI_STATUS) & PCI_STATUS_INTERRUPT)
+		TH_LOG("INTx asserted with IRQ_ENABLE clear");
+	wr32(self, REG_CTRL, CTRL_IRQ_ENABLE);
+	EXPECT_EQ(PCI_STATUS_INTERRUPT, cfg_rd16(self, PCI_STATUS) & PCI_STATUS_INTERRUPT)
+		TH_LOG("IRQ_ENABLE and IRQ_STATUS 0x%x, but INTx not asserted",
+		       rd32(self, REG_IRQ_STATUS));
+	wr32(self, REG_IRQ_STATUS, IRQ_ERROR);
+	EXPECT_EQ(0u, cfg_rd16(self, PCI_STATUS) & PCI_STATUS_INTERRUPT)
+		TH_LOG("INTx still asserted after IRQ_STATUS was acked");
+	wr32(self, REG_CTRL, 0);
+	wr32(self, REG_STATUS, STATUS_LUT_FAULT);
+	ASSERT_TRUE(cfg_wr16(self, PCI_COMMAND, cmd));
+}
+
+/* Sleep in @state ("mem" or "freeze") for 2 s, woken by the RTC alarm. */
+static void sleep_system(struct __test_metadata *_metadata, const char *state,
+			 double *slept_s)
+{
+	const char *rtc = "/sys/class/rtc/rtc0";
+	struct timespec a, b;
+	int err;
+
+	ASSERT_EQ(0, sysfs_write(rtc, "wakealarm", "0"));
+	ASSERT_EQ(0, sysfs_write(rtc, "wakealarm", "+2"));
+	/* CLOCK_MONOTONIC stands still in suspend; BOOTTIME goes on. */
+	clock_gettime(CLOCK_BOOTTIME, &a);
+	err = sysfs_write("/sys/power", "state", state);
+	clock_gettime(CLOCK_BOOTTIME, &b);
+	*slept_s = (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
+	sysfs_write(rtc, "wakealarm", "0");
+	ASSERT_EQ(0, err) TH_LOG("echo %s > /sys/power/state: %s", state, strerror(-err));
+}
+
+/* Can this kernel sleep in @state, and wake by the RTC? (The debug kernel has no CONFIG_PM.) */
+static const char *cannot_sleep(const char *state)
+{
+	static char why[128];
+	char buf[256], *tok, *save;
+
+	if (!sysfs_read("/sys/power", "state", buf, sizeof(buf)))
+		return "no /sys/power/state: the kernel has no CONFIG_PM";
+	for (tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save))
+		if (!strcmp(tok, state))
+			break;
+	if (!tok) {
+		snprintf(why, sizeof(why), "/sys/power/state offers no \"%s\"", state);
+		return why;
+	}
+	if (access("/sys/class/rtc/rtc0/wakealarm", W_OK))
+		return "no /sys/class/rtc/rtc0/wakealarm to wake up by";
+	return NULL;
+}
+
+/*
+ * Suspend to RAM cuts the board's power: QEMU resets every device on the
+ * S3 wakeup.  The PCI core restores the unbound board's config space on
+ * resume, and the board reads its power-on values.
+ */
+TEST_F_TIMEOUT(fstr, suspend_s3_loses_state, 120)
+{
+	const char *why;
+	char ms[128];
+	double slept = 0;
+
+	BEGIN();
+	why = cannot_sleep("mem");
+	if (why)
+		SKIP(return, "%s", why);
+	if (sysfs_read("/sys/power", "mem_sleep", ms, sizeof(ms)) && !strstr(ms, "deep"))
+		SKIP(return, "mem_sleep offers no deep (S3): %s", ms);
+	sysfs_write("/sys/power", "mem_sleep", "deep");
+	dirty_board(_metadata, self);
+	sleep_system(_metadata, "mem", &slept);
+	note("suspend_s3_loses_state: back after %.1f s in S3", slept);
+	EXPECT_LE(1.0, slept) TH_LOG("back after %.1f s: did it sleep at all?", slept);
+	EXPECT_EQ(self->saved_bars[0], cfg_rd32(self, PCI_BASE_ADDRESS_0))
+		TH_LOG("the kernel did not restore BAR0");
+	restore_config(self);
+	expect_power_on(_metadata, self, "S3");
+	expect_no_dma(_metadata, self, "S3");
+	expect_streams(_metadata, self);
+}
+
+/*
+ * Suspend to idle keeps the board powered: it keeps its state.  QEMU 7.2
+ * raises the ACPI RTC event only when it wakes the machine from S3, so the
+ * RTC alarm cannot end s2idle; tools/vm/run's watcher presses a key on the
+ * PS/2 keyboard (a wakeup source once enabled) when it reads the
+ * "fpgastream-vm: wake-s2idle" line on the console.
+ */
+TEST_F_TIMEOUT(fstr, suspend_s2idle_keeps_state, 120)
+{
+	const char *kbd = "/sys/bus/serio/devices/serio0/power";
+	char was[32] = "disabled\n";
+	const char *why;
+	double slept = 0;
+
+	BEGIN();
+	why = cannot_sleep("freeze");
+	if (why)
+		SKIP(return, "%s", why);
+	if (!getenv("FPGASTREAM_VM_WAKER"))
+		SKIP(return, "nothing would wake s2idle: QEMU 7.2 raises no ACPI RTC event outside S3 (tools/vm/run presses a key)");
+	if (!sysfs_read(kbd, "wakeup", was, sizeof(was)) ||
+	    sysfs_write(kbd, "wakeup", "enabled"))
+		SKIP(return, "no PS/2 keyboard to wake up by (%s/wakeup)", kbd);
+	lut_wr64(self, 3, 0x12340000ull | LUT_VALID);
+	wr32(self, REG_SCRATCH, 0x51d1e);
+	wr32(self, REG_EMU_FIFO_BLOCKS, 11);
+	note("fpgastream-vm: wake-s2idle");
+	sleep_system(_metadata, "freeze", &slept);
+	note("fpgastream-vm: awake");
+	sysfs_write(kbd, "wakeup", strncmp(was, "enabled", 7) ? "disabled" : "enabled");
+	note("suspend_s2idle_keeps_state: back after %.1f s in s2idle", slept);
+	ASSERT_EQ(FSTR_ID, rd32(self, REG_ID));
+	EXPECT_EQ(0x51d1eu, rd32(self, REG_SCRATCH));
+	EXPECT_EQ(11u, rd32(self, REG_EMU_FIFO_BLOCKS));
+	EXPECT_EQ(0x12340000ull | LUT_VALID, lut_rd64(self, 3));
+	EXPECT_LE(1.0, slept) TH_LOG("back after %.1f s: did it sleep at all?", slept);
+}
+
 /*
  * The 6.1 harness ignores its arguments; later ones take -t NAME to run some
  * tests only, which `make demo` uses.  Do the same here: -t NAME (repeatable,
@@ -1768,6 +2778,23 @@ static uint32_t probe_dma_bits(void)
 	return bits;
 }
 
+/* start_bars[]: the unbound board's BARs as the kernel assigned them. */
+static void save_start_bars(void)
+{
+	char bdf[NAME_MAX + 1], path[PATH_MAX];
+	int cfg;
+
+	if (!find_board(bdf, sizeof(bdf)))
+		return;
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/config", bdf);
+	cfg = open(path, O_RDONLY);
+	if (cfg < 0)
+		return;
+	start_bars_saved = pread(cfg, start_bars, sizeof(start_bars), PCI_BASE_ADDRESS_0) ==
+			   sizeof(start_bars) && start_bars[0] != 0xffffffff;
+	close(cfg);
+}
+
 static void restore_pool(void)
 {
 	unsigned long nr;
@@ -1790,6 +2817,7 @@ int main(int argc, char **argv)
 	if (read_dec(HUGEPAGES_NR, &pool_size_at_start))
 		atexit(restore_pool);
 	bits = probe_dma_bits();
+	save_start_bars();
 	/* A guest with a NUMA node of low memory needs no pool growing. */
 	if (bits && bits < 64 && access("/sys/devices/system/node/node1", F_OK))
 		grow_pool_below(1ull << bits);

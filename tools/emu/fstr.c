@@ -1293,8 +1293,9 @@ static const MemoryRegionOps fstr_lut_ops = {
  * power-on value: registers, the LUT (entries 0, not VALID), the test
  * block, the stop-delay PRNG, and the link comes back up.  The engine
  * stops at once; a block write in flight is abandoned, and over by the
- * time this returns (fstr_drain_dma()).  QEMU's PCI core resets the
- * configuration space (BARs, COMMAND, MSI) after this.
+ * time this returns (fstr_drain_dma()).  Of the configuration space, MSI
+ * and DEVCTL's error reporting enables are reset here; QEMU's PCI core
+ * resets the rest (BARs, COMMAND) after this.  AER status is sticky.
  */
 static void fstr_reset(DeviceState *dev)
 {
@@ -1320,6 +1321,8 @@ static void fstr_reset(DeviceState *dev)
     s->fifo_blocks = FSTR_FIFO_DEFAULT;
     s->irq_notify = false;
     msi_reset(PCI_DEVICE(s));
+    /* DEVCTL's error reporting enables are off at power-on, too. */
+    pcie_cap_deverr_reset(PCI_DEVICE(s));
     pci_set_irq(PCI_DEVICE(s), 0);
     fstr_unlock(s);
 }
@@ -1433,6 +1436,8 @@ static void fstr_realize(PCIDevice *pdev, Error **errp)
         error_setg(errp, "fstr: cannot add the PCI Express capability");
         goto fail_msi;
     }
+    /* DEVCTL's error reporting enables, which Linux sets for AER. */
+    pcie_cap_deverr_init(pdev);
     if (s->prop_flr) {
         pcie_cap_flr_init(pdev);
     }
