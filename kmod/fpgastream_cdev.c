@@ -87,7 +87,7 @@ static int fpgastream_ioc_map(struct fpgastream_dev *fdev, struct file *file,
 	mutex_lock(&fdev->lock);
 	if (fdev->gone)
 		ret = -ENODEV;
-	else if (fdev->map || fdev->map_pending)
+	else if (fdev->map || fdev->map_pending || fdev->resetting)
 		ret = -EBUSY;
 	else if (fdev->wedged && fpgastream_stop_engine(fdev))
 		ret = -EIO;
@@ -103,7 +103,7 @@ static int fpgastream_ioc_map(struct fpgastream_dev *fdev, struct file *file,
 
 	mutex_lock(&fdev->lock);
 	fdev->map_pending = false;
-	if (!ret && (fdev->gone || WARN_ON_ONCE(fdev->map))) {
+	if (!ret && (fdev->gone || fdev->resetting || WARN_ON_ONCE(fdev->map))) {
 		fpgastream_map_unpin(map);
 		ret = fdev->gone ? -ENODEV : -EBUSY;
 	}

@@ -389,6 +389,20 @@ void fpgastream_map_program(struct fpgastream_dev *fdev,
 void fpgastream_map_clear(struct fpgastream_dev *fdev, const struct fpgastream_mapping *map)
 {
 	fpgastream_hw_set_ring_size(&fdev->hw, 0);
+	fpgastream_map_invalidate(fdev, map);
+}
+
+/**
+ * fpgastream_map_invalidate() - mark the mapping's LUT entries not VALID
+ * @fdev: the board
+ * @map: the mapping
+ *
+ * Alone, for an engine that does not stop: RING_SIZE may not be written
+ * while it runs, and a block it starts on an invalid entry is a LUT fault.
+ */
+void fpgastream_map_invalidate(struct fpgastream_dev *fdev,
+			       const struct fpgastream_mapping *map)
+{
 	fpgastream_lut_fill(fdev, NULL, map->nr_blocks);
 }
 

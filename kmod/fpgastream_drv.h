@@ -3,7 +3,8 @@
  * fpgastream: the driver's own structures and the calls between its files:
  * fpgastream_pci.c (PCI glue), fpgastream_cdev.c (the char device),
  * fpgastream_stream.c (the stream), fpgastream_records.c (records for
- * read() and poll()), fpgastream_dma.c (the buffer),
+ * read() and poll()), fpgastream_faults.c (resets, recovery, link loss,
+ * a wedged engine), fpgastream_dma.c (the buffer),
  * fpgastream_bounce.c (swiotlb bouncing),
  * fpgastream_sysfs.c (sysfs and debugfs). The locks are documented at
  * struct fpgastream_dev.
@@ -109,6 +110,8 @@ struct fpgastream_mapping {
 
 /* How often an open board is checked for a link that went down. */
 #define FPGASTREAM_HEALTH_MS		200
+/* The longest a reset or a recovery may keep the health check away. */
+#define FPGASTREAM_RESET_MAX_MS		10000
 
 /**
  * struct fpgastream_stream - sequence state of the stream, zeroed by START
@@ -202,15 +205,23 @@ struct fpgastream_stream {
  * @owner: the file that created @map, or NULL
  * @running: the engine was started and not stopped
  * @started: a stream was started on @map (read can drain it)
- * @gone: the board was removed; everything but close fails with -ENODEV
+ * @gone: the board was removed, or is @lost; everything but close fails
+ *	with -ENODEV
+ * @lost: the board stopped answering (link down): its buffer was
+ *	released; a reset that brings it back clears @lost and @gone
  * @wedged: the engine never went idle, even after a soft reset; bus
  *	mastering is switched off before its buffer is freed, and stays off
  *	until the engine is seen idle again
  * @lut_lost: a reset or a power loss may have put every register and LUT
  *	entry back to its power-on value: fpgastream_board_restore() runs
  *	before the board is used again
- * @resetting: a reset, an error recovery or a suspend is under way: START
- *	gets -EBUSY, and the health check leaves the board alone
+ * @resetting: a reset, an error recovery or a suspend is under way since
+ *	@reset_since (jiffies): MAP and START get -EBUSY, the registers are
+ *	left alone, and so is the board by the health check, for
+ *	FPGASTREAM_RESET_MAX_MS at most (a failed recovery tells no driver)
+ * @reset_since: see @resetting
+ * @pci_state: config space as probe left it, restored after a reset the
+ *	PCI core did not save it for (error recovery, a board that was lost)
  * @open_count: open files; the health check runs while there are any
  * @absent_strikes: health checks in a row that found the board absent
  * @health_work: the health check, every FPGASTREAM_HEALTH_MS: a board
@@ -246,7 +257,8 @@ struct fpgastream_dev {
 
 	/*
 	 * Protects @map, @owner, @running, @started, @gone (written; read
-	 * locklessly only to fail fast), @wedged, @lut_lost, @resetting,
+	 * locklessly only to fail fast), @wedged, @lut_lost, @lost,
+	 * @resetting (read locklessly by the IRQ handler), @reset_since,
 	 * @open_count, @absent_strikes, @map_pending, @reading, @epoch, the
 	 * stream's non-IRQ fields and every register access but the IRQ
 	 * handler's.
@@ -277,7 +289,10 @@ struct fpgastream_dev {
 	bool gone;
 	bool wedged;
 	bool lut_lost;
+	bool lost;
 	bool resetting;
+	unsigned long reset_since;
+	struct pci_saved_state *pci_state;
 	bool map_pending;
 	bool reading;
 	u64 epoch;
@@ -335,10 +350,6 @@ static inline void fpgastream_new_epoch(struct fpgastream_dev *fdev)
 	fdev->reading = false;
 }
 
-/* fpgastream_pci.c */
-void fpgastream_health_work(struct work_struct *work);
-void fpgastream_health_start(struct fpgastream_dev *fdev);
-
 /* fpgastream_cdev.c */
 int fpgastream_cdev_init(void);
 void fpgastream_cdev_exit(void);
@@ -351,9 +362,15 @@ enum fpgastream_state fpgastream_state(struct fpgastream_dev *fdev);
 irqreturn_t fpgastream_irq(int irq, void *data);
 int fpgastream_quiesce(struct fpgastream_dev *fdev);
 int fpgastream_stop_engine(struct fpgastream_dev *fdev);
+
+/* fpgastream_faults.c */
+void fpgastream_cut_bus_master(struct fpgastream_dev *fdev);
 void fpgastream_stream_interrupt(struct fpgastream_dev *fdev, bool reachable);
 int fpgastream_board_restore(struct fpgastream_dev *fdev);
 void fpgastream_board_lost(struct fpgastream_dev *fdev);
+void fpgastream_set_resetting(struct fpgastream_dev *fdev, bool on);
+void fpgastream_health_work(struct work_struct *work);
+void fpgastream_health_start(struct fpgastream_dev *fdev);
 void fpgastream_teardown(struct fpgastream_dev *fdev);
 void fpgastream_stream_reset(struct fpgastream_dev *fdev);
 int fpgastream_stream_start(struct fpgastream_dev *fdev, u32 flags,
@@ -394,6 +411,8 @@ int fpgastream_map_dma(struct fpgastream_dev *fdev, struct fpgastream_mapping *m
 void fpgastream_map_program(struct fpgastream_dev *fdev,
 			    struct fpgastream_mapping *map);
 void fpgastream_map_clear(struct fpgastream_dev *fdev, const struct fpgastream_mapping *map);
+void fpgastream_map_invalidate(struct fpgastream_dev *fdev,
+			       const struct fpgastream_mapping *map);
 void fpgastream_map_destroy(struct fpgastream_dev *fdev, struct fpgastream_mapping *map);
 void fpgastream_map_sync_block(struct fpgastream_dev *fdev, const struct fpgastream_mapping *map,
 			       u32 blk, bool for_cpu);

@@ -188,13 +188,13 @@ static inline void fpgastream_hw_start(const struct fpgastream_hw *hw, bool flow
 }
 
 /**
- * fpgastream_hw_stop() - clear ENABLE, and ENABLE alone
+ * fpgastream_hw_stop() - clear ENABLE and IRQ_ENABLE, keep FLOW_CONTROL
  * @hw: the board
  *
  * The stop takes effect up to 10 ms later, and until then the engine may
  * start blocks (datasheet 1.1): FLOW_CONTROL must stay as it was, or the
- * engine would overwrite unreleased blocks meanwhile. IRQ_ENABLE is
- * cleared: the counters are read once the engine has stopped.
+ * engine would overwrite unreleased blocks meanwhile. The counters are
+ * read once the engine has stopped, so no interrupt is wanted.
  */
 static inline void fpgastream_hw_stop(const struct fpgastream_hw *hw)
 {

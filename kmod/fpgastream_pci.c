@@ -148,11 +148,13 @@ static int fpgastream_probe(struct pci_dev *pdev, const struct pci_device_id *id
 
 	/* Firmware or a kexec'ed kernel may have left the engine running. */
 	pci_clear_master(pdev);
-	if (fpgastream_quiesce(fdev))
-		dev_warn(dev, "engine not idle at probe\n");
+	if (fpgastream_quiesce(fdev)) {
+		dev_err(dev, "engine still running at probe: reset the board (echo 1 > /sys/bus/pci/devices/%s/reset) and bind it again\n",
+			pci_name(pdev));
+		ret = -EBUSY;
+		goto put_dev;
+	}
 	pci_set_master(pdev);
-	/* What error recovery restores after the reset of a frozen link. */
-	pci_save_state(pdev);
 
 	ret = pci_alloc_irq_vectors(pdev, 1, 1, PCI_IRQ_MSI | PCI_IRQ_INTX);
 	if (ret < 0) {
@@ -165,9 +167,17 @@ static int fpgastream_probe(struct pci_dev *pdev, const struct pci_device_id *id
 	if (ret)
 		goto free_vectors;
 
+	/* What a reset the PCI core did not save for restores (slot_reset). */
+	pci_save_state(pdev);
+	fdev->pci_state = pci_store_saved_state(pdev);
+	if (!fdev->pci_state) {
+		ret = -ENOMEM;
+		goto free_irq;
+	}
+
 	ret = fpgastream_cdev_add(fdev);
 	if (ret)
-		goto free_irq;
+		goto free_state;
 	fpgastream_debugfs_add(fdev);
 
 	pci_set_drvdata(pdev, fdev);
@@ -178,6 +188,8 @@ static int fpgastream_probe(struct pci_dev *pdev, const struct pci_device_id *id
 		 pdev->msi_enabled ? "MSI" : "INTx");
 	return 0;
 
+free_state:
+	kfree(fdev->pci_state);
 free_irq:
 	free_irq(fdev->irq, fdev);
 free_vectors:
@@ -201,8 +213,6 @@ static void fpgastream_remove(struct pci_dev *pdev)
 	/* No new opens, no sysfs or debugfs readers (they take fdev->lock). */
 	fpgastream_debugfs_remove(fdev);
 	fpgastream_cdev_del(fdev);
-	/* Open files no longer restart it once it sees fdev->gone. */
-	cancel_delayed_work_sync(&fdev->health_work);
 
 	mutex_lock(&fdev->lock);
 	fpgastream_teardown(fdev);
@@ -210,8 +220,9 @@ static void fpgastream_remove(struct pci_dev *pdev)
 	WRITE_ONCE(fdev->gone, true);
 	fpgastream_new_epoch(fdev);
 	mutex_unlock(&fdev->lock);
-	/* A health check queued by a close meanwhile found fdev->gone. */
+	/* Once it sees fdev->gone, the health check no longer queues itself. */
 	cancel_delayed_work_sync(&fdev->health_work);
+	kfree(fdev->pci_state);
 
 	free_irq(fdev->irq, fdev);
 	pci_free_irq_vectors(pdev);
@@ -229,53 +240,50 @@ static void fpgastream_shutdown(struct pci_dev *pdev)
 	mutex_lock(&fdev->lock);
 	if (!fdev->gone && fdev->running)
 		fpgastream_stop_engine(fdev);
+	fpgastream_set_resetting(fdev, true);
 	mutex_unlock(&fdev->lock);
+	cancel_delayed_work_sync(&fdev->health_work);
 	pci_clear_master(pdev);
 }
 
 /**
- * fpgastream_health_work() - see whether an open board's link went down
- * @work: fpgastream_dev.health_work
+ * fpgastream_recover() - set the board up again after a reset or a resume
+ * @fdev: the board; caller holds fdev->lock
+ * @pci_state: restore config space from the probe's snapshot first (the
+ *	PCI core did not save it before the reset, or saved a lost board's
+ *	all ones)
  *
- * A board whose link is down reads all ones and raises no interrupt, so
- * nothing else would end a stream that waits for it. All ones from
- * STATUS is trusted only when config space does not answer either, twice
- * in a row, and never while a reset, an error recovery or a suspend may
- * hold the link down on purpose.
+ * A board that was lost and answers again is usable again; one that does
+ * not answer is lost.
+ *
+ * Return: 0, or -ENODEV if the board was given up.
  */
-void fpgastream_health_work(struct work_struct *work)
+static int fpgastream_recover(struct fpgastream_dev *fdev, bool pci_state)
 {
-	struct fpgastream_dev *fdev = container_of(to_delayed_work(work),
-						   struct fpgastream_dev, health_work);
-	bool again;
+	struct pci_dev *pdev = fdev->pdev;
+	bool was_lost = fdev->lost;
+	int ret;
 
-	mutex_lock(&fdev->lock);
-	if (fdev->gone || fdev->resetting || pci_channel_offline(fdev->pdev)) {
-		fdev->absent_strikes = 0;
-	} else if (fpgastream_hw_absent(fpgastream_hw_status(&fdev->hw)) &&
-		   !pci_device_is_present(fdev->pdev)) {
-		if (++fdev->absent_strikes >= 2)
-			fpgastream_board_lost(fdev);
-	} else {
-		fdev->absent_strikes = 0;
-	}
-	again = !fdev->gone && fdev->open_count;
-	mutex_unlock(&fdev->lock);
-	if (again)
-		schedule_delayed_work(&fdev->health_work,
-				      msecs_to_jiffies(FPGASTREAM_HEALTH_MS));
-}
-
-/**
- * fpgastream_health_start() - check the board while files are open
- * @fdev: the board; caller holds fdev->lock and just opened the first file
- */
-void fpgastream_health_start(struct fpgastream_dev *fdev)
-{
 	lockdep_assert_held(&fdev->lock);
-	if (!fdev->gone)
-		schedule_delayed_work(&fdev->health_work,
-				      msecs_to_jiffies(FPGASTREAM_HEALTH_MS));
+	if (pci_state || was_lost) {
+		pci_load_saved_state(pdev, fdev->pci_state);
+		pci_restore_state(pdev);
+	}
+	/* pci_restore_state() used it up: keep one for the next recovery. */
+	pci_save_state(pdev);
+	if (was_lost && fpgastream_hw_id(&fdev->hw) == FSTR_ID_MAGIC) {
+		WRITE_ONCE(fdev->gone, false);
+		fdev->lost = false;
+		fdev->lut_lost = true;
+	}
+	ret = fdev->gone ? -ENODEV : fpgastream_board_restore(fdev);
+	if (ret)
+		fpgastream_board_lost(fdev);
+	else if (was_lost)
+		dev_info(&pdev->dev, "board answers again; open it anew to stream\n");
+	fpgastream_set_resetting(fdev, false);
+	fpgastream_health_start(fdev);
+	return ret;
 }
 
 /*
@@ -288,25 +296,18 @@ static void fpgastream_reset_prepare(struct pci_dev *pdev)
 	struct fpgastream_dev *fdev = pci_get_drvdata(pdev);
 
 	mutex_lock(&fdev->lock);
-	fdev->resetting = true;
+	fpgastream_set_resetting(fdev, true);
 	fpgastream_stream_interrupt(fdev, true);
-	mutex_unlock(&fdev->lock);
-}
-
-/* Program the board again after a reset or a resume, or give it up. */
-static void fpgastream_restore_or_lose(struct fpgastream_dev *fdev)
-{
-	mutex_lock(&fdev->lock);
-	if (!fdev->gone && fpgastream_board_restore(fdev))
-		fpgastream_board_lost(fdev);
-	fdev->resetting = false;
-	fdev->absent_strikes = 0;
 	mutex_unlock(&fdev->lock);
 }
 
 static void fpgastream_reset_done(struct pci_dev *pdev)
 {
-	fpgastream_restore_or_lose(pci_get_drvdata(pdev));
+	struct fpgastream_dev *fdev = pci_get_drvdata(pdev);
+
+	mutex_lock(&fdev->lock);
+	fpgastream_recover(fdev, false);
+	mutex_unlock(&fdev->lock);
 }
 
 /**
@@ -316,26 +317,28 @@ static void fpgastream_reset_done(struct pci_dev *pdev)
  *	as on DMA_ERROR; MMIO still works), _frozen for a fatal one (the link
  *	is down until the reset that recovery does), _perm_failure if gone
  *
- * Return: what recovery should do next.
+ * Return: what recovery should do next: a board the health check gave up
+ * on asks for the reset that may bring it back.
  */
 static pci_ers_result_t fpgastream_error_detected(struct pci_dev *pdev,
 						  pci_channel_state_t state)
 {
 	struct fpgastream_dev *fdev = pci_get_drvdata(pdev);
+	bool normal = state == pci_channel_io_normal;
 	pci_ers_result_t result;
 
 	mutex_lock(&fdev->lock);
 	if (state == pci_channel_io_perm_failure) {
 		fpgastream_board_lost(fdev);
 		result = PCI_ERS_RESULT_DISCONNECT;
-	} else if (fdev->gone) {
-		result = PCI_ERS_RESULT_DISCONNECT;
+	} else if (fdev->lost) {
+		fpgastream_set_resetting(fdev, true);
+		result = PCI_ERS_RESULT_NEED_RESET;
 	} else {
-		bool normal = state == pci_channel_io_normal;
-
-		dev_err(&pdev->dev, "%s PCIe error: stream ended, recovering the board\n",
-			normal ? "non-fatal" : "fatal");
-		fdev->resetting = true;
+		dev_err(&pdev->dev, "%s PCIe error%s; recovering the board\n",
+			normal ? "non-fatal" : "fatal",
+			fdev->running ? ": stream ended" : "");
+		fpgastream_set_resetting(fdev, true);
 		fpgastream_stream_interrupt(fdev, normal);
 		result = normal ? PCI_ERS_RESULT_CAN_RECOVER : PCI_ERS_RESULT_NEED_RESET;
 	}
@@ -349,30 +352,37 @@ static pci_ers_result_t fpgastream_mmio_enabled(struct pci_dev *pdev)
 	return PCI_ERS_RESULT_RECOVERED;
 }
 
-/* After recovery reset the link: config space first, then the board. */
+/*
+ * Recovery reset the link (and since 7.x may reset the bus after a
+ * sibling's non-fatal error): config space from the probe's snapshot,
+ * then the board.
+ */
 static pci_ers_result_t fpgastream_slot_reset(struct pci_dev *pdev)
 {
 	struct fpgastream_dev *fdev = pci_get_drvdata(pdev);
-	pci_ers_result_t result = PCI_ERS_RESULT_RECOVERED;
+	int ret;
 
-	pci_restore_state(pdev);
-	pci_save_state(pdev);
 	mutex_lock(&fdev->lock);
-	if (fdev->gone || fpgastream_board_restore(fdev)) {
-		fpgastream_board_lost(fdev);
-		result = PCI_ERS_RESULT_DISCONNECT;
-	}
+	ret = fpgastream_recover(fdev, true);
+	/* Until resume: the other devices are not recovered yet. */
+	if (!ret)
+		fpgastream_set_resetting(fdev, true);
 	mutex_unlock(&fdev->lock);
-	return result;
+	return ret ? PCI_ERS_RESULT_DISCONNECT : PCI_ERS_RESULT_RECOVERED;
 }
 
 static void fpgastream_error_resume(struct pci_dev *pdev)
 {
 	struct fpgastream_dev *fdev = pci_get_drvdata(pdev);
 
-	fpgastream_restore_or_lose(fdev);
-	if (!READ_ONCE(fdev->gone))
+	mutex_lock(&fdev->lock);
+	/* After a non-fatal error no reset came: quiesce the engine here. */
+	if (fdev->lut_lost && !fdev->gone && fpgastream_board_restore(fdev))
+		fpgastream_board_lost(fdev);
+	fpgastream_set_resetting(fdev, false);
+	if (!fdev->gone)
 		dev_info(&pdev->dev, "recovered from the PCIe error; START begins a new stream\n");
+	mutex_unlock(&fdev->lock);
 }
 
 static const struct pci_error_handlers fpgastream_err_handlers = {
@@ -394,7 +404,7 @@ static int fpgastream_suspend(struct device *dev)
 	struct fpgastream_dev *fdev = dev_get_drvdata(dev);
 
 	mutex_lock(&fdev->lock);
-	fdev->resetting = true;
+	fpgastream_set_resetting(fdev, true);
 	fpgastream_stream_interrupt(fdev, true);
 	mutex_unlock(&fdev->lock);
 	return 0;
@@ -402,7 +412,11 @@ static int fpgastream_suspend(struct device *dev)
 
 static int fpgastream_resume(struct device *dev)
 {
-	fpgastream_restore_or_lose(dev_get_drvdata(dev));
+	struct fpgastream_dev *fdev = dev_get_drvdata(dev);
+
+	mutex_lock(&fdev->lock);
+	fpgastream_recover(fdev, false);
+	mutex_unlock(&fdev->lock);
 	return 0;
 }
 

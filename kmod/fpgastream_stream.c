@@ -242,6 +242,9 @@ irqreturn_t fpgastream_irq(int irq, void *data)
 	u64 before;
 	u32 status;
 
+	/* The board is being reset, or its link is frozen: hands off. */
+	if (READ_ONCE(fdev->resetting))
+		return IRQ_NONE;
 	status = fpgastream_hw_irq_status(&fdev->hw);
 	if (!fpgastream_hw_irq_pending(status))
 		return IRQ_NONE;
@@ -303,8 +306,8 @@ static int fpgastream_stop_wait(struct fpgastream_dev *fdev)
  * The counters are read one last time before any reset, so that read()
  * still returns every block completed before the stop.
  *
- * Return: 0 when idle (or the board is gone), -EIO when it never went idle;
- * the device is then wedged and its buffer must stay pinned.
+ * Return: 0 when idle (or the board is gone), -EIO when it never went idle:
+ * the device is then wedged, with bus mastering off.
  */
 int fpgastream_stop_engine(struct fpgastream_dev *fdev)
 {
@@ -324,10 +327,18 @@ int fpgastream_stop_engine(struct fpgastream_dev *fdev)
 	fdev->running = false;
 
 	if (ret == -ETIMEDOUT) {
+		/*
+		 * SOFT_RESET zeroes RD_COUNT and clears FLOW_CONTROL: an
+		 * engine still running would then overwrite unreleased
+		 * blocks. With bus mastering off none of it reaches memory.
+		 */
 		dev_warn(dev, "engine not idle %lu ms after stop, resetting it\n",
 			 FSTR_IDLE_TIMEOUT_US / USEC_PER_MSEC);
+		fpgastream_cut_bus_master(fdev);
 		fpgastream_hw_soft_reset(&fdev->hw);
 		ret = fpgastream_stop_wait(fdev);
+		if (ret != -ETIMEDOUT && !fdev->gone)
+			pci_set_master(fdev->pdev);
 	}
 	if (ret == -ETIMEDOUT && trace_fpgastream_fault_enabled())
 		trace_fpgastream_fault(fdev->minor, fpgastream_hw_status(&fdev->hw),
@@ -342,20 +353,6 @@ int fpgastream_stop_engine(struct fpgastream_dev *fdev)
 		pci_set_master(fdev->pdev);
 	fdev->wedged = ret == -ETIMEDOUT;
 	return fdev->wedged ? -EIO : 0;
-}
-
-/*
- * The engine never went idle: switch bus mastering off, after which the
- * function may issue no memory request (PCIe Base Spec, Command register),
- * and read config space back, whose completion cannot pass the engine's
- * posted writes. Then no write of the board can reach the buffer any more.
- */
-static void fpgastream_cut_bus_master(struct fpgastream_dev *fdev)
-{
-	u16 cmd;
-
-	pci_clear_master(fdev->pdev);
-	pci_read_config_word(fdev->pdev, PCI_COMMAND, &cmd);
 }
 
 /**
@@ -373,119 +370,25 @@ void fpgastream_teardown(struct fpgastream_dev *fdev)
 	lockdep_assert_held(&fdev->lock);
 	if (!map)
 		return;
-	if (fpgastream_stop_engine(fdev)) {
+	if (fdev->resetting) {
+		/*
+		 * A reset or a recovery is under way: the engine was stopped
+		 * before it, or the link is frozen. Leave the registers
+		 * alone; bus mastering off covers an engine that was not.
+		 */
 		fpgastream_cut_bus_master(fdev);
-		dev_err(&fdev->pdev->dev, "engine never went idle: bus mastering switched off, buffer released; reset the board to use it again\n");
+	} else if (fpgastream_stop_engine(fdev)) {
+		/* Invalid entries make a stray block a LUT fault, at worst. */
+		fpgastream_map_invalidate(fdev, map);
+		dev_err(&fdev->pdev->dev, "engine never went idle: bus mastering switched off, buffer released; reset the board (echo 1 > /sys/bus/pci/devices/%s/reset)\n",
+			pci_name(fdev->pdev));
+	} else {
+		fpgastream_map_clear(fdev, map);
 	}
-	fpgastream_map_clear(fdev, map);
 	fpgastream_map_destroy(fdev, map);
 	fdev->map = NULL;
 	fdev->owner = NULL;
 	fdev->started = false;
-	fpgastream_new_epoch(fdev);
-	fpgastream_wake(fdev);
-}
-
-/**
- * fpgastream_stream_interrupt() - end the stream: the board is about to lose its state
- * @fdev: the board; caller holds fdev->lock
- * @reachable: the board still answers (a reset or a suspend to come), so
- *	the engine is stopped and its last blocks counted; false when error
- *	recovery froze the link: the reset that follows stops the engine,
- *	and the buffer stays mapped until then
- *
- * The stream ends as on a fault the board reports: read() returns the
- * records of the blocks completed before, then -EIO, and poll() EPOLLERR.
- * The mapping stays, and fpgastream_board_restore() programs the LUT again
- * before the next START.
- */
-void fpgastream_stream_interrupt(struct fpgastream_dev *fdev, bool reachable)
-{
-	struct fpgastream_stream *s = &fdev->s;
-
-	lockdep_assert_held(&fdev->lock);
-	if (fdev->gone)
-		return;
-	fdev->lut_lost = true;
-	if (!fdev->running)
-		return;
-	if (reachable) {
-		fpgastream_stop_engine(fdev);
-	} else {
-		spin_lock_irq(&fdev->irq_lock);
-		s->signalled = s->completed;
-		s->active = false;
-		spin_unlock_irq(&fdev->irq_lock);
-		fdev->running = false;
-	}
-	spin_lock_irq(&fdev->irq_lock);
-	if (!s->fault)
-		s->fault = FPGASTREAM_FAULT_INTERRUPTED;
-	spin_unlock_irq(&fdev->irq_lock);
-	trace_fpgastream_fault(fdev->minor, 0, FPGASTREAM_FAULT_RESET);
-	fpgastream_wake(fdev);
-}
-
-/**
- * fpgastream_board_restore() - set a board up again after a reset or a power loss
- * @fdev: the board; caller holds fdev->lock, the stream is not running
- *
- * A reset puts every register and LUT entry back to its power-on value:
- * quiesce what runs, then program the mapping's LUT and ring again, so
- * that START begins a new stream on the same buffer.
- *
- * Return: 0, or -ENODEV if the board does not answer as a FSTR engine.
- */
-int fpgastream_board_restore(struct fpgastream_dev *fdev)
-{
-	struct fpgastream_mapping *map = fdev->map;
-	int ret;
-
-	lockdep_assert_held(&fdev->lock);
-	if (fpgastream_hw_id(&fdev->hw) != FSTR_ID_MAGIC)
-		return -ENODEV;
-	ret = fpgastream_quiesce(fdev);
-	if (ret == -ENODEV)
-		return ret;
-	if (map) {
-		u64 lut_ns = map->lut_ns;
-
-		/* MAP's phase times are MAP's alone (debugfs). */
-		fpgastream_map_program(fdev, map);
-		map->lut_ns = lut_ns;
-	}
-	fdev->lut_lost = false;
-	if (ret == -ETIMEDOUT) {
-		fdev->wedged = true;
-		fpgastream_cut_bus_master(fdev);
-		dev_err(&fdev->pdev->dev, "engine not idle after a reset: bus mastering stays off\n");
-	} else {
-		fdev->wedged = false;
-		pci_set_master(fdev->pdev);
-	}
-	return 0;
-}
-
-/**
- * fpgastream_board_lost() - the board stopped answering: end everything
- * @fdev: the board; caller holds fdev->lock
- *
- * For a board that reads all ones while config space does not answer
- * either (link down, surprise removal, a failed recovery). Such a board
- * writes no memory: the buffer is released at once, readers get -ENODEV,
- * and so does every later call but close(). The driver stays bound until
- * the device is removed.
- */
-void fpgastream_board_lost(struct fpgastream_dev *fdev)
-{
-	lockdep_assert_held(&fdev->lock);
-	if (fdev->gone)
-		return;
-	dev_err(&fdev->pdev->dev, "board not responding (link down?): stream ended, buffer released; reset its slot and rescan to use it again\n");
-	trace_fpgastream_fault(fdev->minor, U32_MAX, FPGASTREAM_FAULT_ABSENT);
-	WRITE_ONCE(fdev->gone, true);
-	fpgastream_cut_bus_master(fdev);
-	fpgastream_teardown(fdev);
 	fpgastream_new_epoch(fdev);
 	fpgastream_wake(fdev);
 }
