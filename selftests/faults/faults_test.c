@@ -891,25 +891,33 @@ static bool is_aer(enum fault f)
 }
 
 /*
- * How a suspend is done.  A real one ("real") needs a wake-up: the RTC
- * alarm wakes QEMU's guest from S3 but not from s2idle (QEMU raises the
- * ACPI RTC event only when it wakes a suspended machine), and under TCG
- * with more than one vCPU a guest that went through S3 no longer powers
- * off (the runner then times out), and only the first S3 of a boot really
- * sleeps.  So by default s2idle, and S3 with more than one CPU online, run
- * with pm_test=platform: the kernel goes through every device callback
- * (suspend, suspend_late, suspend_noirq), waits 5 s and resumes, without
- * power loss.  FPGASTREAM_FAULTS_SUSPEND=real or =pm_test chooses.
+ * How a suspend is done: "real", or "pm_test" (/sys/power/pm_test =
+ * platform: the kernel runs every device callback, suspend, suspend_late
+ * and suspend_noirq, waits and resumes, without power loss).
+ *
+ * A real suspend needs a wake-up and a runner that copes with it
+ * (tools/vm/README.md, "Suspend"): the RTC alarm wakes QEMU's guest from
+ * S3, and the runner's QMP helper (FPGASTREAM_VM_WAKER=1 in the guest's
+ * environment) quits QEMU after the run, which the guest's power-off no
+ * longer ends once it went through S3; without the helper that only works
+ * with one vCPU.  s2idle cannot be woken by the RTC under QEMU 7.2; the
+ * helper presses a key when the console says "fpgastream-vm: wake-s2idle"
+ * (the keyboard made a wakeup source first).  Without what it needs a
+ * suspend runs as pm_test.  FPGASTREAM_FAULTS_SUSPEND=real or =pm_test
+ * chooses.
  */
+#define SERIO_WAKEUP "/sys/bus/serio/devices/serio0/power/wakeup"
+
 static const char *suspend_mode(enum fault f)
 {
 	const char *env = getenv("FPGASTREAM_FAULTS_SUSPEND");
+	bool waker = getenv("FPGASTREAM_VM_WAKER") != NULL;
 
 	if (env && (!strcmp(env, "real") || !strcmp(env, "pm_test")))
 		return env;
 	if (f == F_S2IDLE)
-		return "pm_test";
-	return sysconf(_SC_NPROCESSORS_ONLN) == 1 ? "real" : "pm_test";
+		return waker && fv_exists(SERIO_WAKEUP) ? "real" : "pm_test";
+	return waker || sysconf(_SC_NPROCESSORS_ONLN) == 1 ? "real" : "pm_test";
 }
 
 /*
@@ -973,7 +981,7 @@ static int fault_prereq(struct board *b, enum fault f, char *why, size_t wl)
 			return 1;
 		}
 		if (!strcmp(suspend_mode(f), "real")) {
-			if (!fv_exists("/sys/class/rtc/rtc0/wakealarm")) {
+			if (f == F_S3 && !fv_exists("/sys/class/rtc/rtc0/wakealarm")) {
 				snprintf(why, wl, "no /sys/class/rtc/rtc0/wakealarm to wake the guest");
 				return 1;
 			}
@@ -1028,10 +1036,21 @@ static int do_suspend(enum fault f, char *why, size_t wl)
 	if (real) {
 		fv_write_text("/sys/power/pm_test", "none");
 		fv_write_text("/sys/class/rtc/rtc0/wakealarm", "0");
-		r = fv_write_text("/sys/class/rtc/rtc0/wakealarm", "+5");
-		if (r) {
-			snprintf(why, wl, "echo +5 > wakealarm: %s", strerror(-r));
-			return -1;
+		if (f == F_S3) {
+			r = fv_write_text("/sys/class/rtc/rtc0/wakealarm", "+3");
+			if (r) {
+				snprintf(why, wl, "echo +3 > wakealarm: %s", strerror(-r));
+				return -1;
+			}
+		} else {
+			r = fv_write_text(SERIO_WAKEUP, "enabled");
+			if (r) {
+				snprintf(why, wl, "echo enabled > %s: %s", SERIO_WAKEUP, strerror(-r));
+				return -1;
+			}
+			/* tools/vm/qmp-watch presses a key until "awake". */
+			printf("# fpgastream-vm: wake-s2idle\n");
+			fflush(stdout);
 		}
 	} else {
 		r = fv_write_text("/sys/power/pm_test", "platform");
@@ -1040,10 +1059,14 @@ static int do_suspend(enum fault f, char *why, size_t wl)
 			return -1;
 		}
 	}
-	r = b_write("/sys/power/state", state, 180000, &ns);
+	r = b_write("/sys/power/state", state, 120000, &ns);
+	if (real && f == F_S2IDLE) {
+		printf("# fpgastream-vm: awake\n");
+		fflush(stdout);
+	}
 	ksft_print_msg("echo %s > /sys/power/state (%s) returned after %ju ms: %s\n", state,
-		       real ? "real, RTC alarm in 5 s" :
-		       "pm_test=platform: every device callback to noirq, no power loss",
+		       !real ? "pm_test=platform: every device callback to noirq, no power loss" :
+		       f == F_S3 ? "real, RTC alarm in 3 s" : "real, woken by a key press",
 		       (uintmax_t)(ns / NSEC_PER_MS), err_name(r));
 	if (real)
 		fv_write_text("/sys/class/rtc/rtc0/wakealarm", "0");
