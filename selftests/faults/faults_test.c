@@ -461,6 +461,8 @@ static const char *attr_word(struct board *b, const char *name)
 	return buf;
 }
 
+static char cap_diag[128];
+
 /* Offset of PCI capability @id (@ext: extended) in @bdf's config, or 0. */
 static unsigned int find_cap(const char *bdf, unsigned int id, bool ext)
 {
@@ -476,6 +478,9 @@ static unsigned int find_cap(const char *bdf, unsigned int id, bool ext)
 		return 0;
 	len = pread(fd, cfg, sizeof(cfg), 0);
 	close(fd);
+	snprintf(cap_diag, sizeof(cap_diag), "config: %zd bytes read, %02x%02x%02x%02x at 0x100",
+		 len, len > 0x103 ? cfg[0x103] : 0, len > 0x103 ? cfg[0x102] : 0,
+		 len > 0x103 ? cfg[0x101] : 0, len > 0x103 ? cfg[0x100] : 0);
 	if (len < 64)
 		return 0;
 	if (!ext) {
@@ -960,7 +965,8 @@ static int fault_prereq(struct board *b, enum fault f, char *why, size_t wl)
 	case F_AER_NONFATAL:
 	case F_AER_FATAL:
 		if (!find_cap(b->d.bdf, 0x0001, true)) {
-			snprintf(why, wl, "%s has no AER capability (datasheet 1.1: a PCI Express endpoint with AER)", b->d.bdf);
+			snprintf(why, wl, "%s has no AER capability (datasheet 1.1: a PCI Express endpoint with AER; %s)",
+				 b->d.bdf, cap_diag);
 			return -1;
 		}
 		if (!b->port[0]) {
