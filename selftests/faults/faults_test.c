@@ -1150,6 +1150,8 @@ static void report_reset(struct board *b, enum fault f)
 
 	ksft_print_msg("after the %s SCRATCH reads %#x: the board %s\n", fault_name[f], v,
 		       v == SCRATCH_MARK ? "kept its registers" : "was reset");
+	if (f == F_S3 && v == SCRATCH_MARK && !strcmp(suspend_mode(f), "real"))
+		ksft_print_msg("note: this S3 did not power the board down (QEMU 7.2 really sleeps only the first S3 of a boot): run the test alone for that\n");
 }
 
 /* -------------------------------------------------------------- streams */
