@@ -948,8 +948,9 @@ static int fault_prereq(struct board *b, enum fault f, char *why, size_t wl)
 			return -1;
 		}
 		if (!has_word(buf, "flr")) {
-			snprintf(why, wl, "the board offers no FLR (reset_method: \"%s\"); datasheet 1.1: the reference device has it unless property flr is off", buf);
-			return -1;
+			/* Datasheet 1.1: FLR "only on boards that advertise it". */
+			snprintf(why, wl, "the board offers no FLR (reset_method: \"%s\"; the reference device has it unless its property flr is off)", buf);
+			return 1;
 		}
 		return 0;
 	case F_RESET_BUS:
