@@ -2259,6 +2259,143 @@ TEST_F_TIMEOUT(race, remove_blocked_reader, T_TEST)
 	check_clean(_metadata, b, self->p0, self->lk0);
 }
 
+/* A reset while MAP pins, DMA-maps and programs the LUT. */
+TEST_F_TIMEOUT(race, reset_during_map, T_TEST)
+{
+	struct board *b = &self->b;
+	struct fpgastream_map m = { 0 };
+	size_t len = b->d.swiotlb || b->d.dma32 ? RING : 64ULL << 20;
+	uint64_t ns = 0;
+	struct call *c;
+	pthread_t t;
+	long r;
+
+	ASSERT_EQ(0, fault_prereq(b, F_RESET_SYSFS, self->why, sizeof(self->why))) TH_LOG("%s", self->why);
+	b->fd = fv_open(&b->d, 0);
+	ASSERT_LE(0, b->fd);
+	b->buf = fv_huge(len, false);
+	ASSERT_NE(NULL, b->buf) TH_LOG("%zu MiB of hugepages", len >> 20);
+	b->len = len;
+	m.addr = (uintptr_t)b->buf;
+	m.length = len;
+	c = async_ioctl(b->fd, FPGASTREAM_IOC_MAP, &m, &t);
+	ASSERT_NE(NULL, c);
+	EXPECT_EQ(0, inject(b, F_RESET_SYSFS, false, self->why, sizeof(self->why))) TH_LOG("%s", self->why);
+	r = async_wait(c, t, CALL_MS, &ns);
+	ksft_print_msg("MAP of %zu MiB with a reset meanwhile: %s after %.1f ms; state %s\n",
+		       len >> 20, err_name(r), ns / 1e6, attr_word(b, "state"));
+	EXPECT_NE(-HUNG, r) TH_LOG("MAP hung");
+	if (r == 0) {
+		b->mapped = true;
+		EXPECT_EQ(0, fresh_stream(b, FRESH_BLOCKS, self->why, sizeof(self->why)))
+			TH_LOG("after MAP raced a reset: %s", self->why);
+	} else {
+		/* A MAP that failed may be retried at once. */
+		r = fv_map(b->fd, b->buf, b->len, 0);
+		EXPECT_EQ(0, r) TH_LOG("MAP again: %s", err_name(r));
+		b->mapped = r == 0;
+		if (!r)
+			EXPECT_EQ(0, fresh_stream(b, FRESH_BLOCKS, self->why, sizeof(self->why)))
+				TH_LOG("%s", self->why);
+	}
+	check_clean(_metadata, b, self->p0, self->lk0);
+}
+
+/* close of a running stream waits for the stalled IDLE; a reset comes. */
+TEST_F_TIMEOUT(race, reset_during_stalled_close, T_TEST)
+{
+	struct board *b = &self->b;
+	struct call *c;
+	uint64_t ns = 0;
+	pthread_t t;
+	long r;
+
+	ASSERT_EQ(0, fault_prereq(b, F_RESET_SYSFS, self->why, sizeof(self->why))) TH_LOG("%s", self->why);
+	ASSERT_EQ(0, open_map(b, RING, self->why, sizeof(self->why))) TH_LOG("%s", self->why);
+	ASSERT_EQ(0, start_stream(b, 0));
+	ASSERT_EQ(100, take(b, 100, true));
+	bwr(b, R_EMU_INJECT, INJECT_IDLE_STALL);
+	c = calloc(1, sizeof(*c));
+	ASSERT_NE(NULL, c);
+	c->kind = C_CLOSE;
+	c->fd = b->fd;
+	ASSERT_EQ(0, pthread_create(&t, NULL, call_main, c));
+	b->fd = -1;
+	b->mapped = false;
+	fv_sleep_ms(5);
+	EXPECT_EQ(0, inject(b, F_RESET_SYSFS, false, self->why, sizeof(self->why))) TH_LOG("%s", self->why);
+	r = async_wait(c, t, CALL_MS, &ns);
+	ksft_print_msg("close with the IDLE stall and a reset 5 ms in: %s after %.1f ms\n",
+		       err_name(r), ns / 1e6);
+	EXPECT_EQ(0, r) TH_LOG("close: %s", err_name(r));
+	EXPECT_EQ(b->len, late_dma(b, 200)) TH_LOG("the board wrote after close");
+	check_clean(_metadata, b, self->p0, self->lk0);
+}
+
+/*
+ * The link goes down while no file is open (the driver's health check only
+ * looks while one is): then a program opens, maps, starts and reads.  It
+ * must not sleep for ever: ENODEV within 3 s of the open (or at once).
+ */
+TEST_F_TIMEOUT(race, linkdown_unopened, T_TEST)
+{
+	struct board *b = &self->b;
+	uint64_t t0, took;
+	long r;
+	int err;
+
+	ASSERT_NE(0, b->port[0]) TH_LOG("no port to bring the board back");
+	b->buf = fv_huge(RING, false);
+	ASSERT_NE(NULL, b->buf);
+	b->len = RING;
+	bwr(b, R_EMU_INJECT, INJECT_LINK_DOWN);
+	fv_sleep_ms(1500);
+	ksft_print_msg("link down with no file open; 1.5 s later the state reads %s\n",
+		       attr_word(b, "state"));
+	t0 = fv_now_ns();
+	b->fd = fv_open(&b->d, 0);
+	if (b->fd < 0) {
+		ksft_print_msg("open of the gone board: %s\n", strerror(errno));
+		EXPECT_EQ(ENODEV, errno) TH_LOG("open: %s", strerror(errno));
+	} else {
+		r = fv_map(b->fd, b->buf, b->len, 0);
+		ksft_print_msg("MAP on the gone board: %s\n", err_name(r));
+		b->mapped = r == 0;
+		EXPECT_TRUE(r == 0 || r == -ENODEV) TH_LOG("MAP: %s", err_name(r));
+		if (!r) {
+			r = fv_start(b->fd, FPGASTREAM_START_FLOW_CONTROL);
+			ksft_print_msg("START on the gone board: %s\n", err_name(r));
+			EXPECT_TRUE(r == 0 || r == -ENODEV) TH_LOG("START: %s", err_name(r));
+			ASSERT_EQ(0, reader_start(&self->rd, b, false));
+			EXPECT_TRUE(wait_done(&self->rd.done, self->rd.t, HANG_MS))
+				TH_LOG("a reader of the gone board slept for %d s", HANG_MS / 1000);
+			ksft_print_msg("the reader ended %.1f ms after the open: %s (%ju records)\n",
+				       ((double)self->rd.t_end - (double)t0) / 1e6,
+				       self->rd.end ? strerror(self->rd.end) : "0",
+				       (uintmax_t)self->rd.records);
+			EXPECT_EQ(ENODEV, self->rd.end);
+			EXPECT_LE(self->rd.t_end, t0 + WAKE_LIMIT_MS * NSEC_PER_MS);
+			EXPECT_EQ(0, self->rd.records) TH_LOG("records from a board without a link");
+			reader_stop(&self->rd);
+		}
+		err = wait_enodev(b, WAKE_LIMIT_MS, &took);
+		EXPECT_EQ(ENODEV, err) TH_LOG("read() not ENODEV %d ms after", WAKE_LIMIT_MS);
+		check_all_enodev(_metadata, b, b->fd);
+		r = b_close(b->fd, NULL);
+		EXPECT_EQ(0, r);
+		b->fd = -1;
+		b->mapped = false;
+	}
+	fv_pins_quiet(5000);
+	EXPECT_EQ(0, fv_pins_held(self->p0)) TH_LOG("pages still pinned after close");
+	EXPECT_EQ(self->lk0, fv_locked_kb());
+	remove_board(_metadata, b);
+	munmap(b->buf, b->len);
+	b->buf = NULL;
+	ASSERT_EQ(0, board_revive(b, self->why, sizeof(self->why))) TH_LOG("%s", self->why);
+	check_clean(_metadata, b, self->p0, self->lk0);
+}
+
 /*
  * A secondary bus reset of the board's port that the kernel does not know
  * of (as setpci would do it): the board is back at power-on, its BARs and
