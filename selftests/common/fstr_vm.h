@@ -52,6 +52,9 @@
 #define INJECT_DMA_ERROR 1
 #define INJECT_LUT_FAULT 2
 #define INJECT_IDLE_STALL 4
+#define INJECT_LINK_DOWN 8	/* at once: all reads all ones until a reset */
+#define INJECT_AER_NONFATAL 16	/* next block: completer abort, stops as DMA_ERROR */
+#define INJECT_AER_FATAL 32	/* at once: fatal AER error, then link down */
 
 /* How long a test waits for something the board must do before failing. */
 #define WAIT_MS		20000

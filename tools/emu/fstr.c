@@ -54,6 +54,16 @@
  * the source slips (it pauses and resumes its schedule from now) instead.
  * That keeps DROP_COUNT a function of what the guest did, not of host load.
  *
+ * Revision 1.1 adds the link.  The board is a PCI Express endpoint with
+ * AER and FLR (behind a root port in tools/vm/run).  Clearing ENABLE takes
+ * effect after a stop delay (stop_timer; fixed or drawn from a seeded
+ * PRNG), during which the engine streams on.  EMU_INJECT 8 and 32 take the
+ * link down (link_down: all reads all ones, writes dropped, no DMA, no
+ * interrupt) until a reset; 16 and 32 report AER errors through QEMU's
+ * AER model from a bottom half (aer_bh).  Every reset QEMU delivers (FLR,
+ * the port's bus reset, machine reset, S3 wakeup) is a power-on reset of
+ * the board (fstr_reset()).
+ *
  * Copyright (c) 2026 The fpgastream authors
  */
 
