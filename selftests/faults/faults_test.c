@@ -2518,7 +2518,6 @@ static void a_ended(struct __test_metadata *_metadata, struct board *a, struct r
 	if (!restart)
 		return;
 	EXPECT_TRUE(wait_alive(a, 20000)) TH_LOG("A did not come back after its %s", what);
-	kmsg("fpgastream-vm: expect-aer off");
 	EXPECT_EQ(0, start_retry(a, 0)) TH_LOG("A: START after its %s", what);
 	EXPECT_EQ(0, reader_start(ra, a, false));
 	EXPECT_TRUE(wait_records(ra, 50, WAIT_MS)) TH_LOG("A does not stream after its %s", what);
@@ -2555,13 +2554,23 @@ TEST_F_TIMEOUT(isolation, two_boards, 600)
 
 	/* 2. AER non-fatal, 3. AER fatal on A */
 	if (fault_prereq(a, F_AER_NONFATAL, self->why, sizeof(self->why)) == 0) {
+		struct aer_counts c0;
+
 		before = atomic_load(&self->rb.records);
+		c0 = aer_counts(a);
 		inject(a, F_AER_NONFATAL, true, self->why, sizeof(self->why));
 		a_ended(_metadata, a, &self->ra, EIO, "non-fatal AER error", true);
+		check_aer_seen(_metadata, a, F_AER_NONFATAL, c0);
+		fv_sleep_ms(1000);	/* the AER service's report is logged */
+		kmsg("fpgastream-vm: expect-aer off");
 		b_progress(_metadata, &self->rb, before, "non-fatal AER error");
 		before = atomic_load(&self->rb.records);
+		c0 = aer_counts(a);
 		inject(a, F_AER_FATAL, true, self->why, sizeof(self->why));
 		a_ended(_metadata, a, &self->ra, EIO, "fatal AER error", true);
+		check_aer_seen(_metadata, a, F_AER_FATAL, c0);
+		fv_sleep_ms(1000);
+		kmsg("fpgastream-vm: expect-aer off");
 		b_progress(_metadata, &self->rb, before, "fatal AER error");
 	} else {
 		EXPECT_TRUE(false) TH_LOG("A: %s", self->why);
