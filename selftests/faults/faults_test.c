@@ -62,10 +62,13 @@
 #define RING_BLOCKS	(RING / BLOCK)		/* 64 */
 #define NSEC_PER_MS	1000000ULL
 
-/* The datasheet 1.1 test block's new injections. */
+/* The datasheet 1.1 test block's new injections (fstr_vm.h has them too
+ * since emu-1.1). */
+#ifndef INJECT_LINK_DOWN
 #define INJECT_LINK_DOWN	8
 #define INJECT_AER_NONFATAL	16
 #define INJECT_AER_FATAL	32
+#endif
 
 /* STATUS bits. */
 #define ST_RUNNING	(1u << 0)
