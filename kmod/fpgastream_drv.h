@@ -369,6 +369,7 @@ void fpgastream_stream_interrupt(struct fpgastream_dev *fdev, bool reachable);
 int fpgastream_board_restore(struct fpgastream_dev *fdev);
 void fpgastream_board_lost(struct fpgastream_dev *fdev);
 void fpgastream_set_resetting(struct fpgastream_dev *fdev, bool on);
+int fpgastream_recover(struct fpgastream_dev *fdev, bool pci_state);
 void fpgastream_health_work(struct work_struct *work);
 void fpgastream_health_start(struct fpgastream_dev *fdev);
 void fpgastream_teardown(struct fpgastream_dev *fdev);

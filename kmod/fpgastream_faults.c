@@ -160,16 +160,59 @@ void fpgastream_set_resetting(struct fpgastream_dev *fdev, bool on)
 }
 
 /**
- * fpgastream_health_work() - see whether an open board's link went down
+ * fpgastream_recover() - set the board up again after a reset or a resume
+ * @fdev: the board; caller holds fdev->lock
+ * @pci_state: restore config space from the probe's snapshot first (the
+ *	PCI core did not save it before the reset, or saved a lost board's
+ *	all ones)
+ *
+ * A board that was lost and answers again is usable again; one that does
+ * not answer is lost.
+ *
+ * Return: 0, or -ENODEV if the board was given up.
+ */
+int fpgastream_recover(struct fpgastream_dev *fdev, bool pci_state)
+{
+	struct pci_dev *pdev = fdev->pdev;
+	bool was_lost = fdev->lost;
+	int ret;
+
+	lockdep_assert_held(&fdev->lock);
+	if (pci_state || was_lost) {
+		pci_load_saved_state(pdev, fdev->pci_state);
+		pci_restore_state(pdev);
+	}
+	/* pci_restore_state() used it up: keep one for the next recovery. */
+	pci_save_state(pdev);
+	if (was_lost && fpgastream_hw_id(&fdev->hw) == FSTR_ID_MAGIC) {
+		WRITE_ONCE(fdev->gone, false);
+		fdev->lost = false;
+		fdev->lut_lost = true;
+	}
+	ret = fdev->gone ? -ENODEV : fpgastream_board_restore(fdev);
+	if (ret)
+		fpgastream_board_lost(fdev);
+	else if (was_lost)
+		dev_info(&pdev->dev, "board answers again; open it anew to stream\n");
+	fpgastream_set_resetting(fdev, false);
+	fpgastream_health_start(fdev);
+	return ret;
+}
+
+/**
+ * fpgastream_health_work() - see whether an open board is still itself
  * @work: fpgastream_dev.health_work
  *
  * A board whose link is down reads all ones and raises no interrupt, so
- * nothing else would end a stream that waits for it. All ones from
- * STATUS is trusted only when config space does not answer either, twice
- * in a row. A reset, a recovery or a suspend may hold the link down on
- * purpose: the check waits for it, but not for ever, since a recovery
- * that fails calls no driver back. On a freezable workqueue: it does not
- * run while the system sleeps.
+ * nothing else would end a stream that waits for it; neither would a
+ * board reset behind the PCI core's back, which raises none either. The
+ * ID register is read: all ones is trusted as a lost link only when
+ * config space does not answer either, twice in a row; another value
+ * while config space answers is a reset, recovered from as one. A reset,
+ * a recovery or a suspend may hold the link down on purpose: the check
+ * waits for it, but not for ever, since a recovery that fails calls no
+ * driver back. On a freezable workqueue: it does not run while the
+ * system sleeps.
  */
 void fpgastream_health_work(struct work_struct *work)
 {
@@ -185,14 +228,23 @@ void fpgastream_health_work(struct work_struct *work)
 			 FPGASTREAM_RESET_MAX_MS / 1000);
 		fpgastream_set_resetting(fdev, false);
 	}
-	if (fdev->gone || fdev->resetting) {
+	if (fdev->gone || fdev->resetting ||
+	    fpgastream_hw_id(&fdev->hw) == FSTR_ID_MAGIC) {
 		fdev->absent_strikes = 0;
-	} else if (fpgastream_hw_absent(fpgastream_hw_status(&fdev->hw)) &&
-		   !pci_device_is_present(fdev->pdev)) {
-		if (++fdev->absent_strikes >= 2)
-			fpgastream_board_lost(fdev);
+	} else if (++fdev->absent_strikes < 2) {
+		/* Once more before acting: a read may fail in passing. */
+	} else if (!pci_device_is_present(fdev->pdev)) {
+		fpgastream_board_lost(fdev);
 	} else {
-		fdev->absent_strikes = 0;
+		/*
+		 * Config space answers, BAR0 does not: the board was reset
+		 * without the PCI core (an FPGA reprogrammed, a bus reset
+		 * from user space), and its BARs with it. No write of the
+		 * PCI core's can race ours here but user space's own.
+		 */
+		dev_warn(&fdev->pdev->dev, "board was reset without notice (FPGA reprogrammed?): stream ended, setting it up again\n");
+		fpgastream_stream_interrupt(fdev, false);
+		fpgastream_recover(fdev, true);
 	}
 	again = !fdev->gone && fdev->open_count;
 	mutex_unlock(&fdev->lock);

@@ -246,46 +246,6 @@ static void fpgastream_shutdown(struct pci_dev *pdev)
 	pci_clear_master(pdev);
 }
 
-/**
- * fpgastream_recover() - set the board up again after a reset or a resume
- * @fdev: the board; caller holds fdev->lock
- * @pci_state: restore config space from the probe's snapshot first (the
- *	PCI core did not save it before the reset, or saved a lost board's
- *	all ones)
- *
- * A board that was lost and answers again is usable again; one that does
- * not answer is lost.
- *
- * Return: 0, or -ENODEV if the board was given up.
- */
-static int fpgastream_recover(struct fpgastream_dev *fdev, bool pci_state)
-{
-	struct pci_dev *pdev = fdev->pdev;
-	bool was_lost = fdev->lost;
-	int ret;
-
-	lockdep_assert_held(&fdev->lock);
-	if (pci_state || was_lost) {
-		pci_load_saved_state(pdev, fdev->pci_state);
-		pci_restore_state(pdev);
-	}
-	/* pci_restore_state() used it up: keep one for the next recovery. */
-	pci_save_state(pdev);
-	if (was_lost && fpgastream_hw_id(&fdev->hw) == FSTR_ID_MAGIC) {
-		WRITE_ONCE(fdev->gone, false);
-		fdev->lost = false;
-		fdev->lut_lost = true;
-	}
-	ret = fdev->gone ? -ENODEV : fpgastream_board_restore(fdev);
-	if (ret)
-		fpgastream_board_lost(fdev);
-	else if (was_lost)
-		dev_info(&pdev->dev, "board answers again; open it anew to stream\n");
-	fpgastream_set_resetting(fdev, false);
-	fpgastream_health_start(fdev);
-	return ret;
-}
-
 /*
  * A reset of the function or of its port (sysfs reset, FLR, a bus reset):
  * the board loses its registers and its LUT. The engine is stopped while
