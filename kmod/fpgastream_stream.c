@@ -332,13 +332,15 @@ int fpgastream_stop_engine(struct fpgastream_dev *fdev)
 		 * engine still running would then overwrite unreleased
 		 * blocks. With bus mastering off none of it reaches memory.
 		 */
-		dev_warn(dev, "engine not idle %lu ms after stop, resetting it\n",
-			 FSTR_IDLE_TIMEOUT_US / USEC_PER_MSEC);
 		fpgastream_cut_bus_master(fdev);
 		fpgastream_hw_soft_reset(&fdev->hw);
 		ret = fpgastream_stop_wait(fdev);
-		if (ret != -ETIMEDOUT && !fdev->gone)
+		/* Still running: the caller says so, in one line. */
+		if (ret != -ETIMEDOUT && !fdev->gone) {
+			dev_warn(dev, "engine not idle %lu ms after stop; a soft reset stopped it\n",
+				 FSTR_IDLE_TIMEOUT_US / USEC_PER_MSEC);
 			pci_set_master(fdev->pdev);
+		}
 	}
 	if (ret == -ETIMEDOUT && trace_fpgastream_fault_enabled())
 		trace_fpgastream_fault(fdev->minor, fpgastream_hw_status(&fdev->hw),
