@@ -140,6 +140,21 @@ bool fpgastream_refresh_locked(struct fpgastream_dev *fdev, bool check_status)
 	}
 
 	/*
+	 * WR_COUNT went backwards: the board was reset under the stream, and
+	 * its counters started again from 0 (2^31 blocks do not complete
+	 * between two looks). Nothing it says now belongs to this stream,
+	 * which ends; the health check sets the board up again.
+	 */
+	if (c.wr_count - s->last_wr > S32_MAX) {
+		if (s->fault)
+			return false;
+		s->fault = FPGASTREAM_FAULT_INTERRUPTED;
+		trace_fpgastream_fault(fdev->minor, status, FPGASTREAM_FAULT_RESET);
+		fdev->gen++;
+		return true;
+	}
+
+	/*
 	 * Drops read now are the new blocks' if the board has not stalled
 	 * since they began: a flow-controlled board drops only while it waits
 	 * for a RELEASE, and RELEASE samples at the stall, so a sample starts

@@ -2621,6 +2621,12 @@ static const char *cannot_sleep(const char *state)
 	static char why[128];
 	char buf[256], *tok, *save;
 
+	/*
+	 * After an S3 a QEMU 7.2 guest reads extended config space (AER) as
+	 * 0 for the rest of the boot: suspend runs in a boot of its own.
+	 */
+	if (!getenv("FPGASTREAM_SUSPEND_LANE"))
+		return "suspend runs in its own boot (FPGASTREAM_SUSPEND_LANE=1, selftests/check)";
 	if (!sysfs_read("/sys/power", "state", buf, sizeof(buf)))
 		return "no /sys/power/state: the kernel has no CONFIG_PM";
 	for (tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save))

@@ -545,8 +545,9 @@ static bool has_word(const char *list, const char *w)
 	return false;
 }
 
-/* Secondary bus reset of @port through its Bridge Control register. */
-static int port_sbr(const char *port)
+/* Secondary bus reset of @port through its Bridge Control register;
+ * then wait @settle_ms. */
+static int port_sbr_wait(const char *port, unsigned int settle_ms)
 {
 	char path[PATH_MAX];
 	uint16_t ctl, set;
@@ -569,10 +570,15 @@ static int port_sbr(const char *port)
 	set = ctl & ~0x40;
 	if (pwrite(fd, &set, 2, 0x3e) != 2)
 		err = -errno;
-	fv_sleep_ms(500);
+	fv_sleep_ms(settle_ms);
 out:
 	close(fd);
 	return err;
+}
+
+static int port_sbr(const char *port)
+{
+	return port_sbr_wait(port, 500);
 }
 
 static void board_release_bar(struct board *b)
@@ -2018,6 +2024,7 @@ TEST_F_TIMEOUT(wedge, never_idle, T_TEST)
 	struct board *b = &self->b;
 	char mark[64], lines[1024];
 	uint64_t ns = 0;
+	uint32_t id;
 	int n;
 	long r;
 
@@ -2043,28 +2050,33 @@ TEST_F_TIMEOUT(wedge, never_idle, T_TEST)
 	kmsg(mark);
 	r = b_ioctl(b->fd, FPGASTREAM_IOC_UNMAP, NULL, &ns);
 	b->mapped = false;
+	/* What UNMAP logged, before the driver's own look at the board may
+	 * find the reset and log (and do) more. */
+	n = kmsg_lines_after(mark, b->d.bdf, lines, sizeof(lines));
 	ksft_print_msg("UNMAP of the never idle engine: %s after %.1f ms; state %s\n", err_name(r),
 		       ns / 1e6, attr_word(b, "state"));
+	ksft_print_msg("kernel lines of the UNMAP: %s\n", lines);
 	EXPECT_NE(-HUNG, r) TH_LOG("UNMAP hung on an engine that never goes idle");
 	EXPECT_LT(ns, 5000 * NSEC_PER_MS) TH_LOG("UNMAP took %.1f ms", ns / 1e6);
 	fv_pins_quiet(5000);
 	EXPECT_EQ(0, fv_pins_held(self->p0)) TH_LOG("the buffer stays pinned: a permanent leak");
 	EXPECT_EQ(self->lk0, fv_locked_kb()) TH_LOG("the memlock charge stays");
 	EXPECT_STREQ("idle", attr_word(b, "state"));
-	n = kmsg_lines_after(mark, b->d.bdf, lines, sizeof(lines));
-	ksft_print_msg("kernel lines of the UNMAP: %s\n", lines);
 	EXPECT_EQ(1, n) TH_LOG("%d kernel lines for one wedged engine (docs/design.md: \"with one kernel line\"): %s",
 			       n, lines);
 	snprintf(mark, sizeof(mark), "fpgastream-vm: faults mark %d map", getpid());
 	kmsg(mark);
+	id = brd(b, 0);
 	r = fv_map(b->fd, b->buf, b->len, 0);
-	n = kmsg_lines_after(mark, b->d.bdf, lines, sizeof(lines));
-	ksft_print_msg("MAP while the engine was never seen idle again: %s; kernel lines: %s\n",
-		       err_name(r), lines);
-	EXPECT_EQ(-EIO, r) TH_LOG("MAP: %s (docs/sysfs-class-fpgastream: EIO until the engine is seen idle)",
-				  err_name(r));
+	ksft_print_msg("MAP after it (BAR0 ID %#x): %s\n", id, err_name(r));
 	if (!r)
 		b->mapped = true;
+	/* The wedge outlasts every reset: the engine is never seen idle. */
+	EXPECT_EQ(-EIO, r) TH_LOG("MAP: %s (docs/sysfs-class-fpgastream: EIO until the engine is seen idle)",
+				  err_name(r));
+	n = kmsg_lines_after(mark, b->d.bdf, lines, sizeof(lines));
+	if (n)
+		ksft_print_msg("note: the refused MAP logged: %s\n", lines);
 	r = b_close(b->fd, NULL);
 	EXPECT_EQ(0, r);
 	b->fd = -1;
@@ -2760,6 +2772,11 @@ FIXTURE_VARIANT_ADD(suspend, s2idle) { .f = F_S2IDLE };
 
 FIXTURE_SETUP(suspend)
 {
+	/* After an S3 a QEMU 7.2 guest reads extended config space (AER)
+	 * as 0 for the rest of the boot: suspend runs in a boot of its own. */
+	if (!getenv("FPGASTREAM_SUSPEND_LANE"))
+		SKIP({ fflush(NULL); _exit(255); },
+		     "suspend runs in its own boot (FPGASTREAM_SUSPEND_LANE=1, selftests/check)");
 	common_setup(_metadata, &self->b, &self->p0, &self->lk0);
 }
 
