@@ -14,6 +14,8 @@
 
 DEBUG_CONFIGS ?= plain iommu swiotlb dma32
 DEBUG_FUZZ_CALLS ?= 1000000
+# Each fault of the fault suite this many times in a row (fault.*.repeated).
+DEBUG_FAULT_LOOPS ?= 20
 # Seconds per boot: KASAN under TCG is slow, see tools/debug-kernel/README.md.
 DEBUG_TIMEOUT ?= 5400
 DEBUG_JOBS ?= $(shell nproc)
@@ -51,7 +53,7 @@ check-debug: deps emu
 	$(MAKE) debug-module
 	@kdir=$$(tools/debug-kernel/build) && start=$$(date +%s) && \
 	selftests/check --no-host --label debug --configs "$(DEBUG_CONFIGS)" \
-		--vm "$(DEBUG_RUN_OPTS) --append FPGASTREAM_FUZZ_CALLS=$(DEBUG_FUZZ_CALLS)"; \
+		--vm "$(DEBUG_RUN_OPTS) --append FPGASTREAM_FUZZ_CALLS=$(DEBUG_FUZZ_CALLS) --append FPGASTREAM_FAULTS_LOOPS=$(DEBUG_FAULT_LOOPS)"; \
 	rc=$$?; echo "check-debug: $$(( ($$(date +%s) - start) / 60 )) min for configs $(DEBUG_CONFIGS)"; \
 	exit $$rc
 

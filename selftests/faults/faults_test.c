@@ -1619,6 +1619,66 @@ TEST_F_TIMEOUT(fault, streaming, T_TEST)
 	run_midstream(_metadata, self, variant->f, false);
 }
 
+/*
+ * One round of the fault mid-stream on a mapping that stays: a stream at
+ * full speed, the fault, the reader and the poller woken with the errno
+ * of the contract, the board back, and START on the same mapping
+ * verifying every word. False when the round failed.
+ */
+static bool repeat_round(struct __test_metadata *_metadata, FIXTURE_DATA(fault) *self,
+			 enum fault f, int round)
+{
+	struct board *b = &self->b;
+	uint64_t t_fault, t_done, seen;
+
+	EXPECT_EQ(0, start_retry(b, 0)) TH_LOG("round %d: START", round);
+	EXPECT_EQ(0, reader_start(&self->rd, b, false));
+	EXPECT_EQ(0, poller_start(&self->pl, b->fd));
+	EXPECT_TRUE(wait_records(&self->rd, 100, WAIT_MS))
+		TH_LOG("round %d: 100 records before the fault: %ju (%s)", round,
+		       (uintmax_t)self->rd.records, self->rd.problem);
+	if (!_metadata->passed)
+		return false;
+	seen = attr_u64(b, "blocks_completed");
+	t_fault = fv_now_ns();
+	EXPECT_EQ(0, inject(b, f, true, self->why, sizeof(self->why)))
+		TH_LOG("round %d: %s", round, self->why);
+	t_done = fv_now_ns();
+	check_stream_ended(_metadata, &self->rd, &self->pl, t_fault, t_done, seen, f);
+	reader_stop(&self->rd);
+	poller_stop(&self->pl);
+	EXPECT_EQ(0, settle(b, f, self->why, sizeof(self->why)))
+		TH_LOG("round %d: %s", round, self->why);
+	EXPECT_EQ(0, fresh_stream(b, 32, self->why, sizeof(self->why)))
+		TH_LOG("round %d, after the %s: %s", round, fault_name[f], self->why);
+	return _metadata->passed;
+}
+
+/*
+ * make check-debug: the fault FPGASTREAM_FAULTS_LOOPS times in a row on
+ * one mapping (20 there; unset, as in make check, it SKIPs: the other
+ * tests of the fixture cover each fault once).
+ */
+TEST_F_TIMEOUT(fault, repeated, 1800)
+{
+	const char *env = getenv("FPGASTREAM_FAULTS_LOOPS");
+	int rounds = env ? atoi(env) : 0, i, pre;
+
+	if (rounds <= 0)
+		SKIP(return, "FPGASTREAM_FAULTS_LOOPS is not set (make check-debug sets 20)");
+	pre = fault_prereq(&self->b, variant->f, self->why, sizeof(self->why));
+	if (pre > 0)
+		SKIP(return, "%s", self->why);
+	ASSERT_EQ(0, pre) TH_LOG("%s", self->why);
+	ASSERT_EQ(0, open_map(&self->b, RING, self->why, sizeof(self->why))) TH_LOG("%s", self->why);
+	for (i = 1; i <= rounds; i++)
+		if (!repeat_round(_metadata, self, variant->f, i))
+			break;
+	ksft_print_msg("%s: %d of %d rounds passed\n", fault_name[variant->f],
+		       i > rounds ? rounds : i - 1, rounds);
+	check_clean(_metadata, &self->b, self->p0, self->lk0);
+}
+
 /* Mapped, not running: the fault changes nothing a program sees but the
  * board's lost LUT, which the driver programs again: START streams. */
 static void run_mapped(struct __test_metadata *_metadata, FIXTURE_DATA(fault) *self,
