@@ -100,8 +100,13 @@
 
 /* Datasheet 1.1: a stop takes effect, RUNNING 0 and IDLE 1, within 10 ms. */
 #define STOP_LIMIT_MS		10.0
-/* What TCG adds on top: a vCPU and the emulator's timers share two cores. */
-#define STOP_MARGIN_MS		40.0
+/*
+ * What TCG adds on top, as the guest's clock sees it: a vCPU and the
+ * emulator's timers share two cores with whatever else the host runs. The
+ * 10 ms themselves are checked on the emulator's own EMU_STOP_DELAY; this
+ * bound only catches a stop that never takes effect.
+ */
+#define STOP_MARGIN_MS		490.0
 
 #define LUT_VALID		1ull
 
