@@ -251,23 +251,30 @@ static void fpgastream_shutdown(struct pci_dev *pdev)
  * the board loses its registers and its LUT. The engine is stopped while
  * it still answers; the memory stays mapped throughout.
  */
-static void fpgastream_reset_prepare(struct pci_dev *pdev)
+static void fpgastream_going_down(struct fpgastream_dev *fdev)
 {
-	struct fpgastream_dev *fdev = pci_get_drvdata(pdev);
-
 	mutex_lock(&fdev->lock);
 	fpgastream_set_resetting(fdev, true);
 	fpgastream_stream_interrupt(fdev, true);
 	mutex_unlock(&fdev->lock);
 }
 
-static void fpgastream_reset_done(struct pci_dev *pdev)
+/* The reset or the resume is over; the PCI core restored config space. */
+static void fpgastream_coming_up(struct fpgastream_dev *fdev)
 {
-	struct fpgastream_dev *fdev = pci_get_drvdata(pdev);
-
 	mutex_lock(&fdev->lock);
 	fpgastream_recover(fdev, false);
 	mutex_unlock(&fdev->lock);
+}
+
+static void fpgastream_reset_prepare(struct pci_dev *pdev)
+{
+	fpgastream_going_down(pci_get_drvdata(pdev));
+}
+
+static void fpgastream_reset_done(struct pci_dev *pdev)
+{
+	fpgastream_coming_up(pci_get_drvdata(pdev));
 }
 
 /**
@@ -361,22 +368,13 @@ static const struct pci_error_handlers fpgastream_err_handlers = {
  */
 static int fpgastream_suspend(struct device *dev)
 {
-	struct fpgastream_dev *fdev = dev_get_drvdata(dev);
-
-	mutex_lock(&fdev->lock);
-	fpgastream_set_resetting(fdev, true);
-	fpgastream_stream_interrupt(fdev, true);
-	mutex_unlock(&fdev->lock);
+	fpgastream_going_down(dev_get_drvdata(dev));
 	return 0;
 }
 
 static int fpgastream_resume(struct device *dev)
 {
-	struct fpgastream_dev *fdev = dev_get_drvdata(dev);
-
-	mutex_lock(&fdev->lock);
-	fpgastream_recover(fdev, false);
-	mutex_unlock(&fdev->lock);
+	fpgastream_coming_up(dev_get_drvdata(dev));
 	return 0;
 }
 
