@@ -1,0 +1,541 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Host unit test of fpgastream capture's file format and disk path, without
+ * a board: tools/fpgastream/capfile.c (CRC32C, header and records, loading
+ * an index with a torn or damaged tail) and capwrite.c (records in, data
+ * and index out) fed with records of a fake ring buffer that holds the
+ * reference device's pattern.  Checks that the data file is the blocks in
+ * stream order, that the index names exactly what reached the file, on a
+ * full disk, /dev/full, through io_uring and synchronously, striped and
+ * rotated, and after a writer that dies without closing.  Prints TAP.
+ *
+ * The selftests Makefile links host tests with no extra library, so
+ * liburing is bound at run time (dlopen) by the forwarders below; without
+ * it the io_uring cases are skipped.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tap.h"
+
+#include "../../tools/fpgastream/capfile.c"
+#include "../../tools/fpgastream/capwrite.c"
+#include "../../tools/fpgastream/common.c"
+
+/* ---- liburing, bound at run time ---- */
+
+static void *uring_lib;
+
+static void *uring_sym(const char *name)
+{
+	void *p;
+
+	if (!uring_lib)
+		uring_lib = dlopen("liburing.so.2", RTLD_NOW);
+	p = uring_lib ? dlsym(uring_lib, name) : NULL;
+	if (!p) {
+		fprintf(stderr, "liburing: no %s\n", name);
+		abort();
+	}
+	return p;
+}
+
+int io_uring_queue_init(unsigned entries, struct io_uring *ring, unsigned flags)
+{
+	return ((int (*)(unsigned, struct io_uring *, unsigned))uring_sym("io_uring_queue_init"))(entries, ring, flags);
+}
+
+void io_uring_queue_exit(struct io_uring *ring)
+{
+	((void (*)(struct io_uring *))uring_sym("io_uring_queue_exit"))(ring);
+}
+
+int io_uring_submit(struct io_uring *ring)
+{
+	return ((int (*)(struct io_uring *))uring_sym("io_uring_submit"))(ring);
+}
+
+int io_uring_register_buffers(struct io_uring *ring, const struct iovec *iov, unsigned n)
+{
+	return ((int (*)(struct io_uring *, const struct iovec *, unsigned))
+		uring_sym("io_uring_register_buffers"))(ring, iov, n);
+}
+
+int __io_uring_get_cqe(struct io_uring *ring, struct io_uring_cqe **cqe, unsigned submit,
+		       unsigned wait_nr, sigset_t *sigmask)
+{
+	return ((int (*)(struct io_uring *, struct io_uring_cqe **, unsigned, unsigned, sigset_t *))
+		uring_sym("__io_uring_get_cqe"))(ring, cqe, submit, wait_nr, sigmask);
+}
+
+static bool have_uring(void)
+{
+	struct io_uring ring;
+
+	if (!uring_lib)
+		uring_lib = dlopen("liburing.so.2", RTLD_NOW);
+	if (!uring_lib || io_uring_queue_init(4, &ring, 0))
+		return false;
+	io_uring_queue_exit(&ring);
+	return true;
+}
+
+/* ---- a fake ring of the reference device's blocks ---- */
+
+#define BS	65536u
+#define RING	16u		/* blocks */
+#define SEED	0x5eedull
+
+static uint8_t *ring_buf;
+
+static uint64_t mix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+/* Fill ring slot @k with source block @s; its record, seq @seq. */
+static struct fpgastream_record make_block(uint64_t seq, uint64_t s, uint64_t lost)
+{
+	uint64_t *w = (uint64_t *)(ring_buf + (seq % RING) * BS);
+
+	w[0] = htole64(s);
+	w[1] = htole64(~s);
+	for (size_t i = 2; i < BS / 8; i++)
+		w[i] = htole64(mix(SEED ^ (s << 13) ^ i));
+	return (struct fpgastream_record){
+		.data = w, .seq = seq, .offset = (seq % RING) * BS, .length = BS,
+		.lost = lost, .timestamp_ns = 1000 + seq,
+	};
+}
+
+static bool block_ok(const uint8_t *b, uint64_t s)
+{
+	const uint64_t *w = (const uint64_t *)b;
+
+	if (le64toh(w[0]) != s || le64toh(w[1]) != ~s)
+		return false;
+	for (size_t i = 2; i < BS / 8; i++)
+		if (le64toh(w[i]) != mix(SEED ^ (s << 13) ^ i))
+			return false;
+	return true;
+}
+
+static struct capidx_header tmpl = {
+	.block_size = BS, .hw_version = 0x10000, .flags = CAPIDX_F_SEED, .seed = SEED,
+	.start_monotonic_ns = 1000, .start_realtime_ns = 1700000000000000000ull,
+	.board = "fpgastream0", .pci = "0000:00:01.0", .tool = "fpgastream test",
+};
+
+static char dir[] = "/tmp/capture_index_test.XXXXXX";
+
+static char *path(const char *name)
+{
+	static char buf[8][PATH_MAX];
+	static int i;
+
+	i = (i + 1) % 8;
+	snprintf(buf[i], sizeof(buf[i]), "%s/%s", dir, name);
+	return buf[i];
+}
+
+/* The index of data file @name in the test directory. */
+static char *idx_of(const char *name)
+{
+	static char buf[PATH_MAX];
+
+	snprintf(buf, sizeof(buf), "%s/%s" CAPIDX_SUFFIX, dir, name);
+	return buf;
+}
+
+static off_t size_of(const char *p)
+{
+	struct stat st;
+
+	return stat(p, &st) ? -1 : st.st_size;
+}
+
+/*
+ * Stream @n blocks into a writer as capture.c does: batches of up to 5
+ * records, flush, reap, give back; a drop of 3 at the source before seq
+ * 7 when @drops.  Returns what cw_close() said; counts in @k.
+ */
+static enum cw_error stream(struct cw_opts *o, unsigned int n, bool drops, struct cw_counts *k)
+{
+	struct capwriter *w;
+	uint64_t held = 0, s = 0;
+	enum cw_error e;
+	int err;
+
+	err = cw_open(&w, o, &tmpl, ring_buf, RING * BS);
+	if (err) {
+		diag("cw_open: %s", strerror(-err));
+		cw_close(w, CAPIDX_IOERR, 0);
+		cw_free(w);
+		memset(k, 0, sizeof(*k));
+		return CW_IOERR;
+	}
+	for (unsigned int seq = 0; seq < n && !cw_failed(w);) {
+		/* the board fills only what was given back */
+		for (unsigned int b = 0; b < 5 && seq < n && held < RING; b++, seq++, held++) {
+			uint64_t lost = drops && seq == 7 ? 3 : 0;
+			struct fpgastream_record r;
+
+			s += lost;
+			r = make_block(seq, s++, lost);
+			if (cw_add(w, &r, true))
+				break;
+		}
+		cw_flush(w);
+		cw_reap(w, held == RING);
+		held -= cw_take_done(w);
+	}
+	cw_drain(w);
+	e = cw_close(w, CAPIDX_DONE, drops ? 3 : 0);
+	cw_counts(w, k);
+	cw_free(w);
+	return e;
+}
+
+/* The data file @data and its index agree: @n blocks, in order, each
+ * where its entry says and holding source block seq + drops so far. */
+static bool agrees(const char *data, uint64_t n, bool drops, bool want_end)
+{
+	char idx[PATH_MAX], why[256];
+	struct capidx x;
+	uint8_t *b = malloc(BS);
+	int fd = open(data, O_RDONLY);
+	bool ok = fd >= 0 && b;
+	uint64_t s_extra = 0;
+
+	capidx_path(data, idx, sizeof(idx));
+	if (!ok || capidx_load(idx, &x, why, sizeof(why))) {
+		diag("%s: %s", idx, ok ? why : strerror(errno));
+		free(b);
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	if (x.n != n || x.has_end != want_end || (uint64_t)size_of(data) < n * BS) {
+		diag("%zu records (want %" PRIu64 "), end %d, data %lld bytes", x.n, n, x.has_end,
+		     (long long)size_of(data));
+		ok = false;
+	}
+	for (size_t i = 0; ok && i < x.n; i++) {
+		const struct capidx_rec *r = &x.recs[i];
+
+		if (drops && r->seq >= 7)
+			s_extra = 3;
+		if (r->offset != i * BS || r->length != BS || r->timestamp_ns != 1000 + r->seq ||
+		    pread(fd, b, BS, (off_t)r->offset) != BS || !block_ok(b, r->seq + s_extra) ||
+		    r->lost != (drops && r->seq == 7 ? 3u : 0u)) {
+			diag("record %zu (seq %" PRIu64 ") does not match its block", i, r->seq);
+			ok = false;
+		}
+	}
+	if (ok && want_end && (x.end.seq != n || x.end.offset != n * BS)) {
+		diag("end record: %" PRIu64 " blocks, %" PRIu64 " bytes", x.end.seq, x.end.offset);
+		ok = false;
+	}
+	capidx_free(&x);
+	free(b);
+	close(fd);
+	return ok;
+}
+
+/* ---- the format alone ---- */
+
+static void test_format(void)
+{
+	uint8_t hb[CAPIDX_HEADER_SIZE], rb[CAPIDX_RECORD_SIZE];
+	struct capidx_header h;
+	struct capidx_rec r = { .kind = CAPIDX_BLOCK, .length = BS, .seq = 1ull << 40, .lost = 5,
+				.timestamp_ns = 123456789, .offset = 7 * BS, .flags = 1 }, r2;
+	char why[256];
+
+	report(crc32c(0, "123456789", 9) == 0xe3069283u, "crc32c of \"123456789\" is 0xe3069283");
+	capidx_header_encode(&tmpl, hb);
+	report(!memcmp(hb, "FSTRIDX\0", 8) && hb[8] == 1, "the header starts FSTRIDX\\0, version 1");
+	report(!capidx_header_decode(hb, sizeof(hb), &h, why, sizeof(why)) &&
+	       h.block_size == BS && h.seed == SEED && h.hw_version == 0x10000 &&
+	       !strcmp(h.board, "fpgastream0") && !strcmp(h.pci, "0000:00:01.0") &&
+	       h.start_realtime_ns == tmpl.start_realtime_ns && h.record_size == CAPIDX_RECORD_SIZE,
+	       "the header decodes to what was encoded");
+	hb[100] ^= 1;
+	report(capidx_header_decode(hb, sizeof(hb), &h, why, sizeof(why)) == -EINVAL,
+	       "a damaged header is refused (%s)", why);
+	hb[100] ^= 1;
+	report(capidx_header_decode(hb, 100, &h, why, sizeof(why)) == -EINVAL,
+	       "a cut-short header is refused");
+	hb[8] = 2;
+	report(capidx_header_decode(hb, sizeof(hb), &h, why, sizeof(why)) == 0 && h.version == 2,
+	       "a later version with version 1's fields is read (its own CRC rules are its own)");
+	capidx_rec_encode(&r, rb);
+	report(capidx_rec_decode(rb, &r2) && r2.seq == r.seq && r2.lost == 5 && r2.offset == 7 * BS &&
+	       r2.timestamp_ns == 123456789 && r2.flags == 1 && r2.length == BS,
+	       "a record decodes to what was encoded");
+	rb[20] ^= 0x10;
+	report(!capidx_rec_decode(rb, &r2), "a record with a flipped bit fails its CRC");
+	memset(rb, 0, sizeof(rb));
+	report(!capidx_rec_decode(rb, &r2), "a zeroed record (a crash's hole) is no record");
+}
+
+/* An index of 10 records, then @tail bytes of something. */
+static void write_index(const char *p, const uint8_t *tail, size_t taillen, int damage_at)
+{
+	uint8_t hb[CAPIDX_HEADER_SIZE], rb[CAPIDX_RECORD_SIZE];
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+	capidx_header_encode(&tmpl, hb);
+	if (write(fd, hb, sizeof(hb)) != sizeof(hb))
+		diag("write: %s", strerror(errno));
+	for (int i = 0; i < 10; i++) {
+		struct capidx_rec r = { .kind = CAPIDX_BLOCK, .length = BS, .seq = i, .offset = i * BS };
+
+		capidx_rec_encode(&r, rb);
+		if (i == damage_at)
+			rb[9] ^= 1;
+		if (write(fd, rb, sizeof(rb)) != sizeof(rb))
+			diag("write: %s", strerror(errno));
+	}
+	if (taillen && write(fd, tail, taillen) != (ssize_t)taillen)
+		diag("write: %s", strerror(errno));
+	close(fd);
+}
+
+static void test_load(void)
+{
+	uint8_t junk[CAPIDX_RECORD_SIZE * 2] = { 0 };
+	struct capidx x;
+	char why[256];
+	const char *p = path("load.idx");
+
+	write_index(p, NULL, 0, -1);
+	report(!capidx_load(p, &x, why, sizeof(why)) && x.n == 10 && !x.torn && !x.damaged &&
+	       !x.has_end, "an index of 10 records loads 10, no end record");
+	capidx_free(&x);
+	write_index(p, junk, 20, -1);
+	report(!capidx_load(p, &x, why, sizeof(why)) && x.n == 10 && x.torn == 1 && !x.damaged,
+	       "a record cut short at the end is torn, the 10 before it stand");
+	capidx_free(&x);
+	write_index(p, junk, sizeof(junk), -1);
+	report(!capidx_load(p, &x, why, sizeof(why)) && x.n == 10 && x.torn == 2 && !x.damaged,
+	       "zeroed records at the end (size written, data not) are torn");
+	capidx_free(&x);
+	write_index(p, NULL, 0, 9);
+	report(!capidx_load(p, &x, why, sizeof(why)) && x.n == 9 && x.torn == 1 && !x.damaged,
+	       "a bad last record is torn");
+	capidx_free(&x);
+	write_index(p, NULL, 0, 4);
+	report(!capidx_load(p, &x, why, sizeof(why)) && x.n == 9 && x.damaged == 1 && !x.torn,
+	       "a bad record with good ones after it is damage");
+	capidx_free(&x);
+	report(capidx_load(path("none.idx"), &x, why, sizeof(why)) == -ENOENT,
+	       "a missing index is -ENOENT");
+}
+
+/* ---- the writer ---- */
+
+static void test_writer(bool uring)
+{
+	const char *how = uring ? "io_uring" : "synchronous";
+	struct cw_opts o = { .noutputs = 1, .depth = 4, .sync_s = 0, .no_uring = !uring, .quiet = true };
+	struct cw_counts k;
+	enum cw_error e;
+	char name[64], name2[64];
+
+	snprintf(name, sizeof(name), "plain-%s.bin", how);
+	o.outputs[0] = path(name);
+	o.quiet = !uring;	/* the report line of the io_uring run, in the log */
+	e = stream(&o, 50, true, &k);
+	o.quiet = true;
+	report(e == CW_OK && k.blocks == 50 && k.bytes == 50ull * BS && k.lost == 3 &&
+	       size_of(o.outputs[0]) == 50 * BS && agrees(o.outputs[0], 50, true, true),
+	       "%s: 50 blocks through a 16-block ring, a drop of 3: file, index and counts agree", how);
+	report(cw_check(&o) == EX_EXISTS, "%s: the file exists now: refused without --force", how);
+	o.force = true;
+	report(cw_check(&o) == 0, "%s: ... and taken with --force", how);
+	e = stream(&o, 20, false, &k);
+	report(e == CW_OK && size_of(o.outputs[0]) == 20 * BS && agrees(o.outputs[0], 20, false, true),
+	       "%s: --force truncates the file and its index", how);
+	o.force = false;
+
+	/* striped */
+	snprintf(name, sizeof(name), "stripe-a-%s.bin", how);
+	snprintf(name2, sizeof(name2), "stripe-b-%s.bin", how);
+	o.outputs[0] = path(name);
+	o.outputs[1] = path(name2);
+	o.noutputs = 2;
+	e = stream(&o, 64, false, &k);
+	{
+		char why[256];
+		struct capidx a, b;
+		bool ok = e == CW_OK && k.blocks == 64 &&
+			  !capidx_load(idx_of(name), &a, why, sizeof(why)) &&
+			  !capidx_load(idx_of(name2), &b, why, sizeof(why));
+
+		ok = ok && a.n + b.n == 64 && a.n && b.n &&
+		     size_of(o.outputs[0]) == (off_t)(a.n * BS) && size_of(o.outputs[1]) == (off_t)(b.n * BS) &&
+		     a.h.stripe_count == 2 && b.h.stripe_index == 1;
+		/* every seq exactly once over the two */
+		for (uint64_t seq = 0, i = 0, j = 0; ok && seq < 64; seq++) {
+			if (i < a.n && a.recs[i].seq == seq)
+				i++;
+			else if (j < b.n && b.recs[j].seq == seq)
+				j++;
+			else
+				ok = false;
+		}
+		report(ok, "%s: striped over two files: each block in exactly one, in order", how);
+		capidx_free(&a);
+		capidx_free(&b);
+	}
+	o.noutputs = 1;
+
+	/* rotated by size: 4 blocks a file */
+	snprintf(name, sizeof(name), "rot-%s", how);
+	o.outputs[0] = path(name);
+	o.rotate_size = 4 * BS;
+	e = stream(&o, 10, false, &k);
+	snprintf(name, sizeof(name), "rot-%s.0", how);
+	snprintf(name2, sizeof(name2), "rot-%s.2", how);
+	report(e == CW_OK && k.files == 3 && size_of(path(name)) == 4 * BS && size_of(path(name2)) == 2 * BS,
+	       "%s: -C 4 blocks: 10 blocks in files .0 .1 .2 of 4, 4 and 2", how);
+	/* -W 2: a ring of two files */
+	snprintf(name, sizeof(name), "ring-%s", how);
+	o.outputs[0] = path(name);
+	o.rotate_files = 2;
+	e = stream(&o, 10, false, &k);
+	snprintf(name, sizeof(name), "ring-%s.0", how);
+	snprintf(name2, sizeof(name2), "ring-%s.2", how);
+	{
+		struct capidx a;
+		char why[256];
+		bool ok = e == CW_OK && k.files == 3 && size_of(path(name)) == 2 * BS &&
+			  size_of(path(name2)) < 0 && !capidx_load(idx_of(name), &a, why, sizeof(why));
+
+		report(ok && a.n == 2 && a.recs[0].seq == 8 && a.h.file_number == 2,
+		       "%s: -C 4 blocks -W 2: file .0 is reused for blocks 8 and 9", how);
+		if (ok)
+			capidx_free(&a);
+	}
+	o.rotate_size = 0;
+	o.rotate_files = 0;
+}
+
+/* A writer on a 1 MiB tmpfs: ENOSPC stops it; what counts is what is there. */
+static void test_full(bool uring)
+{
+	const char *how = uring ? "io_uring" : "synchronous";
+	char mnt[PATH_MAX], data[PATH_MAX + 16];
+	struct cw_opts o = { .noutputs = 1, .depth = 4, .no_uring = !uring, .quiet = true };
+	struct cw_counts k;
+	enum cw_error e;
+
+	snprintf(mnt, sizeof(mnt), "%s/small-%s", dir, how);
+	mkdir(mnt, 0755);
+	if (mount("tmpfs", mnt, "tmpfs", 0, "size=1m")) {
+		report(1, "# SKIP %s: a full disk (cannot mount a small tmpfs: %s)", how, strerror(errno));
+		return;
+	}
+	snprintf(data, sizeof(data), "%s/full.bin", mnt);
+	o.outputs[0] = data;
+	e = stream(&o, 100, false, &k);
+	report(e == CW_FULL && k.blocks > 0 && k.blocks < 16 && size_of(data) == (off_t)(k.blocks * BS) &&
+	       agrees(data, k.blocks, false, true),
+	       "%s: a 1 MiB tmpfs fills: ENOSPC, and %" PRIu64 " blocks in the count, the file and the index",
+	       how, k.blocks);
+	umount2(mnt, MNT_DETACH);
+}
+
+static void test_dev_full(void)
+{
+	struct cw_opts o = { .noutputs = 1, .depth = 4, .quiet = true, .outputs = { "/dev/full" } };
+	struct cw_counts k;
+	enum cw_error e = stream(&o, 10, false, &k);
+
+	report(e == CW_FULL && k.blocks == 0 && k.bytes == 0 && strstr(k.where, "No space"),
+	       "/dev/full: ENOSPC, and nothing counted (%s)", k.where);
+}
+
+/* A writer that dies after a sync: the index names what was synced. */
+static void test_crash(void)
+{
+	struct cw_opts o = { .noutputs = 1, .depth = 4, .sync_s = 1e-9, .quiet = true,
+			     .outputs = { path("crash.bin") } };
+	struct capwriter *w;
+	pid_t pid = fork();
+	int st;
+
+	if (pid == 0) {
+		if (cw_open(&w, &o, &tmpl, ring_buf, RING * BS))
+			_exit(1);
+		for (unsigned int seq = 0; seq < 8; seq++) {
+			struct fpgastream_record r = make_block(seq, seq, 0);
+
+			cw_add(w, &r, true);
+		}
+		cw_drain(w);
+		cw_tick(w, now_s() + 1);	/* the sync: data, then its 8 entries */
+		o.sync_s = 0;
+		for (unsigned int seq = 8; seq < 12; seq++) {
+			struct fpgastream_record r = make_block(seq, seq, 0);
+
+			cw_add(w, &r, true);
+		}
+		cw_drain(w);
+		_exit(0);	/* as SIGKILL would: no close, no end record */
+	}
+	waitpid(pid, &st, 0);
+	report(WIFEXITED(st) && !WEXITSTATUS(st) && size_of(o.outputs[0]) == 12 * BS &&
+	       agrees(o.outputs[0], 8, false, false),
+	       "killed after a sync: 12 blocks in the file, the index names the 8 synced, no end record");
+}
+
+int main(void)
+{
+	bool uring;
+
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	ring_buf = aligned_alloc(BS, RING * BS);
+	test_format();
+	test_load();
+	uring = have_uring();
+	test_writer(false);
+	if (uring)
+		test_writer(true);
+	else
+		report(1, "# SKIP io_uring: not available here");
+	if (getuid() == 0) {
+		test_full(false);
+		if (uring)
+			test_full(true);
+	} else {
+		report(1, "# SKIP a full disk: not root (mounts a small tmpfs)");
+	}
+	test_dev_full();
+	test_crash();
+	printf("1..%d\n", test_nr);
+	{
+		char cmd[PATH_MAX + 16];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+		if (system(cmd))
+			(void)0;
+	}
+	return failed ? 1 : 0;
+}
