@@ -70,6 +70,11 @@ int io_uring_register_buffers(struct io_uring *ring, const struct iovec *iov, un
 		uring_sym("io_uring_register_buffers"))(ring, iov, n);
 }
 
+int io_uring_unregister_buffers(struct io_uring *ring)
+{
+	return ((int (*)(struct io_uring *))uring_sym("io_uring_unregister_buffers"))(ring);
+}
+
 int __io_uring_get_cqe(struct io_uring *ring, struct io_uring_cqe **cqe, unsigned submit,
 		       unsigned wait_nr, sigset_t *sigmask)
 {

@@ -890,8 +890,14 @@ enum cw_error cw_close(struct capwriter *w, enum capidx_reason reason, uint64_t 
 	cw_drain(w);
 	for (unsigned int i = 0; i < w->nfiles; i++)
 		file_close(w, &w->files[i], reason, driver_dropped);
-	if (w->uring)
+	if (w->uring) {
+		/* The ring is torn down in a kernel worker after exit; its
+		 * registered buffers are unpinned now, by this call, so that
+		 * no page stays pinned once capture is done. */
+		if (w->registered)
+			io_uring_unregister_buffers(&w->ring);
 		io_uring_queue_exit(&w->ring);
+	}
 	e = w->error;
 	w->uring = false;
 	w->nfiles = 0;
