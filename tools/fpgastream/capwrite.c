@@ -54,6 +54,9 @@ struct cw_file {
 	size_t npend, pcap;
 	uint64_t pend_blocks, pend_bytes, pend_lost;
 	uint64_t blocks;	/* counted into this file */
+	bool sync_inflight;	/* an fdatasync through io_uring; what it covers: */
+	size_t snap_n;
+	uint64_t snap_blocks, snap_bytes, snap_lost, snap_counted;
 	unsigned int number;	/* in a rotation */
 	double opened;
 };
@@ -84,7 +87,8 @@ struct capwriter {
 	struct cw_chunk *chunks;
 	unsigned int nchunks;
 	int open;			/* the chunk being filled, or -1 */
-	unsigned int inflight;
+	unsigned int inflight;		/* writes */
+	unsigned int syncs;		/* fdatasyncs */
 	struct cw_qrec *q;		/* a ring of records, oldest at head */
 	size_t qcap, qhead, qlen;
 	bool uring, registered;
@@ -343,44 +347,13 @@ static int file_open(struct capwriter *w, struct cw_file *f, unsigned int i, uns
 	return 0;
 }
 
-/* Write the pending index entries after a sync of the data they name. */
-static void file_sync(struct capwriter *w, struct cw_file *f)
+/*
+ * A sync failed, or the index could not take the entries: the blocks since
+ * the last good sync do not count, the data file is cut back to it, and
+ * nothing after them counts either (the file would have a hole).
+ */
+static void unsynced(struct capwriter *w, struct cw_file *f)
 {
-	size_t bytes = f->npend * CAPIDX_RECORD_SIZE;
-
-	if (f->fd < 0)
-		return;
-	if (f->seekable && f->counted > f->synced) {
-		if (fdatasync(f->fd)) {
-			cw_fail(w, f->path, errno, "fdatasync");
-			goto unsynced;
-		}
-		f->synced = f->counted;
-	}
-	if (f->idxfd < 0 || !f->npend)
-		goto synced;
-	if (f->idx_allocated && f->idx_size + bytes + (64 << 10) > f->idx_allocated &&
-	    !fallocate(f->idxfd, FALLOC_FL_KEEP_SIZE, (off_t)f->idx_allocated, IDX_PREALLOC))
-		f->idx_allocated += IDX_PREALLOC;
-	{
-		int err = write_all(f->idxfd, f->pend, bytes, f->idx_size);
-
-		if (!err && fdatasync(f->idxfd))
-			err = -errno;
-		if (err) {
-			cw_fail(w, f->idxpath, -err, "index write");
-			/* What the index could not name does not count. */
-			if (ftruncate(f->idxfd, (off_t)f->idx_size))
-				(void)0;
-			goto unsynced;
-		}
-	}
-	f->idx_size += bytes;
-synced:
-	f->npend = 0;
-	f->pend_blocks = f->pend_bytes = f->pend_lost = 0;
-	return;
-unsynced:
 	w->blocks -= f->pend_blocks;
 	w->bytes -= f->pend_bytes;
 	w->lost -= f->pend_lost;
@@ -391,6 +364,104 @@ unsynced:
 		(void)0;
 	f->npend = 0;
 	f->pend_blocks = f->pend_bytes = f->pend_lost = 0;
+	w->stop_counting = true;
+}
+
+/* Append the first @n pending entries to the index and sync it; the data
+ * they name is synced.  0, or -1 after unsynced(). */
+static int index_append(struct capwriter *w, struct cw_file *f, size_t n, uint64_t blocks,
+			uint64_t bytes, uint64_t lost)
+{
+	size_t len = n * CAPIDX_RECORD_SIZE;
+	int err;
+
+	if (f->idxfd < 0 || !n)
+		return 0;
+	if (f->idx_allocated && f->idx_size + len + (64 << 10) > f->idx_allocated &&
+	    !fallocate(f->idxfd, FALLOC_FL_KEEP_SIZE, (off_t)f->idx_allocated, IDX_PREALLOC))
+		f->idx_allocated += IDX_PREALLOC;
+	err = write_all(f->idxfd, f->pend, len, f->idx_size);
+	if (!err && fdatasync(f->idxfd))
+		err = -errno;
+	if (err) {
+		cw_fail(w, f->idxpath, -err, "index write");
+		/* What the index could not name does not count. */
+		if (ftruncate(f->idxfd, (off_t)f->idx_size))
+			(void)0;
+		unsynced(w, f);
+		return -1;
+	}
+	f->idx_size += len;
+	memmove(f->pend, f->pend + len, (f->npend - n) * CAPIDX_RECORD_SIZE);
+	f->npend -= n;
+	f->pend_blocks -= blocks;
+	f->pend_bytes -= bytes;
+	f->pend_lost -= lost;
+	return 0;
+}
+
+/* Sync the data, then write the pending index entries: now, blocking. */
+static void file_sync(struct capwriter *w, struct cw_file *f)
+{
+	if (f->fd < 0)
+		return;
+	if (f->seekable && f->counted > f->synced) {
+		if (fdatasync(f->fd)) {
+			cw_fail(w, f->path, errno, "fdatasync");
+			unsynced(w, f);
+			return;
+		}
+		f->synced = f->counted;
+	}
+	index_append(w, f, f->npend, f->pend_blocks, f->pend_bytes, f->pend_lost);
+}
+
+/*
+ * The same through io_uring, so that a slow sync (the page cache's worth of
+ * a second, on the buffered fallback) does not stall the stream: what is
+ * counted now is what the fdatasync covers; its entries are appended when
+ * it completes (sync_done), those of later blocks wait for the next one.
+ */
+static void file_sync_async(struct capwriter *w, struct cw_file *f)
+{
+	struct io_uring_sqe *sqe;
+
+	if (f->fd < 0 || f->sync_inflight)
+		return;
+	if (!w->uring || !f->seekable || !(sqe = io_uring_get_sqe(&w->ring))) {
+		file_sync(w, f);
+		return;
+	}
+	if (f->counted == f->synced && !f->npend) {
+		/* nothing new; give the SQE back as a no-op */
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data(sqe, NULL);
+		io_uring_submit(&w->ring);
+		return;
+	}
+	f->snap_n = f->npend;
+	f->snap_blocks = f->pend_blocks;
+	f->snap_bytes = f->pend_bytes;
+	f->snap_lost = f->pend_lost;
+	f->snap_counted = f->counted;
+	io_uring_prep_fsync(sqe, f->fd, IORING_FSYNC_DATASYNC);
+	io_uring_sqe_set_data(sqe, f);
+	io_uring_submit(&w->ring);
+	f->sync_inflight = true;
+	w->syncs++;
+}
+
+static void sync_done(struct capwriter *w, struct cw_file *f, int res)
+{
+	f->sync_inflight = false;
+	w->syncs--;
+	if (res < 0) {
+		cw_fail(w, f->path, -res, "fdatasync");
+		unsynced(w, f);
+		return;
+	}
+	f->synced = f->snap_counted;
+	index_append(w, f, f->snap_n, f->snap_blocks, f->snap_bytes, f->snap_lost);
 }
 
 static int pend_add(struct cw_file *f, const struct capidx_rec *r)
@@ -533,7 +604,7 @@ void cw_free(struct capwriter *w)
 
 bool cw_busy(const struct capwriter *w)
 {
-	return w->inflight || w->open >= 0;
+	return w->inflight || w->syncs || w->open >= 0;
 }
 
 uint64_t cw_queued(const struct capwriter *w)
@@ -741,8 +812,9 @@ void cw_reap(struct capwriter *w, bool wait)
 {
 	struct io_uring_cqe *cqe;
 
-	while (w->uring && w->inflight) {
+	while (w->uring && (w->inflight || w->syncs)) {
 		int err = wait ? io_uring_wait_cqe(&w->ring, &cqe) : io_uring_peek_cqe(&w->ring, &cqe);
+		void *data;
 		struct cw_chunk *c;
 		int res;
 
@@ -751,9 +823,16 @@ void cw_reap(struct capwriter *w, bool wait)
 		if (err)
 			break;
 		wait = false;
-		c = io_uring_cqe_get_data(cqe);
+		data = io_uring_cqe_get_data(cqe);
 		res = cqe->res;
 		io_uring_cqe_seen(&w->ring, cqe);
+		if (!data)
+			continue;	/* a no-op */
+		if ((char *)data >= (char *)w->files && (char *)data < (char *)(w->files + CW_MAX_OUTPUTS)) {
+			sync_done(w, data, res);
+			continue;
+		}
+		c = data;
 		if (res == -EINTR || res == -EAGAIN) {
 			submit_uring(w, c);
 		} else if (res == -EINVAL && c->f->direct) {
@@ -778,7 +857,7 @@ void cw_reap(struct capwriter *w, bool wait)
 void cw_drain(struct capwriter *w)
 {
 	cw_flush(w);
-	while (w->inflight)
+	while (w->inflight || w->syncs)
 		cw_reap(w, true);
 	consume(w);
 }
@@ -878,7 +957,7 @@ void cw_tick(struct capwriter *w, double now)
 		return;
 	w->last_sync = now;
 	for (unsigned int i = 0; i < w->nfiles; i++)
-		file_sync(w, &w->files[i]);
+		file_sync_async(w, &w->files[i]);
 }
 
 enum cw_error cw_close(struct capwriter *w, enum capidx_reason reason, uint64_t driver_dropped)
