@@ -420,6 +420,9 @@ static void test_writer(bool uring)
 	snprintf(name2, sizeof(name2), "rot-%s.2", how);
 	report(e == CW_OK && k.files == 3 && size_of(path(name)) == 4 * BS && size_of(path(name2)) == 2 * BS,
 	       "%s: -C 4 blocks: 10 blocks in files .0 .1 .2 of 4, 4 and 2", how);
+	unlink(path(name));
+	report(cw_check(&o) == EX_EXISTS,
+	       "%s: a rotation again is refused: .1, .2 and the indexes are in the way (even without .0)", how);
 	/* -W 2: a ring of two files */
 	snprintf(name, sizeof(name), "ring-%s", how);
 	o.outputs[0] = path(name);

@@ -313,6 +313,9 @@ else
 fi
 check "each rotated file verifies on its own" \
 	sh -c "for f in '$T/r.0' '$T/r.1' '$T/r.2'; do fpgastream verify \"\$f\" >/dev/null 2>&1 || exit 1; done"
+rm -f "$T/r.0" "$T/r.0.idx"
+fpgastream capture -n 40 -b 4M -C 1M -o "$T/r" -q 2>"$T/r2.err"
+expect "a rotation over the files of an earlier one is refused (exit 7)" 7 $? "$T/r2.err" "r\.[12](\.idx)? exists"
 rm -f "$T"/r.*
 fpgastream capture -n 40 -b 4M -C 1M -W 2 -o "$T/w" -q 2>"$T/w.err"
 rc=$?

@@ -11,6 +11,7 @@
  * name, so after a crash the index never names data that is not there.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -198,6 +199,36 @@ static int check_path(const struct cw_opts *o, const char *path, bool data)
 	return 0;
 }
 
+/* A file of an earlier rotation of @out: OUT.N or OUT.N.idx, in its
+ * directory; its name in @found.  A rotation would write over it. */
+static bool rotated_file_exists(const char *out, char *found, size_t len)
+{
+	char d[PATH_MAX], b[PATH_MAX];
+	const char *base;
+	size_t blen;
+	struct dirent *e;
+	DIR *dir;
+	bool hit = false;
+
+	snprintf(d, sizeof(d), "%s", out);
+	snprintf(b, sizeof(b), "%s", out);
+	base = basename(b);
+	blen = strlen(base);
+	dir = opendir(dirname(d));
+	while (dir && !hit && (e = readdir(dir))) {
+		const char *n = e->d_name + blen + 1;
+		size_t digits = strspn(n, "0123456789");
+
+		hit = !strncmp(e->d_name, base, blen) && e->d_name[blen] == '.' && digits &&
+		      (!n[digits] || !strcmp(n + digits, CAPIDX_SUFFIX));
+		if (hit && snprintf(found, len, "%s/%s", d, e->d_name) >= (int)len)
+			snprintf(found, len, "%s", e->d_name);	/* (a name too long to say whole) */
+	}
+	if (dir)
+		closedir(dir);
+	return hit;
+}
+
 int cw_check(const struct cw_opts *o)
 {
 	char data[PATH_MAX], idx[PATH_MAX];
@@ -206,8 +237,13 @@ int cw_check(const struct cw_opts *o)
 	for (unsigned int i = 0; i < o->noutputs; i++) {
 		if (!strcmp(o->outputs[i], "-"))
 			continue;
-		/* A rotation checks the first file; the later ones are
-		 * checked as they come (a clash then stops the capture). */
+		/* A rotation writes FILE.0, FILE.1, ...: any of an earlier
+		 * run is in the way. */
+		if (rotating(o) && !o->force && rotated_file_exists(o->outputs[i], idx, sizeof(idx))) {
+			msg("%s exists: a rotation of %s would write over it; not without --force",
+			    idx, o->outputs[i]);
+			return EX_EXISTS;
+		}
 		data_name(o, i, 0, data, sizeof(data));
 		rc = check_path(o, data, true);
 		if (rc)
