@@ -313,6 +313,16 @@ else
 fi
 check "each rotated file verifies on its own" \
 	sh -c "for f in '$T/r.0' '$T/r.1' '$T/r.2'; do fpgastream verify \"\$f\" >/dev/null 2>&1 || exit 1; done"
+fpgastream verify "$T/r.0" "$T/r.2" "$T/r.1" -J >"$T/rv.json" 2>"$T/rv.err"
+rc=$?
+check "verify of the three merges them: 40 blocks, sequence 0..39, none lost or bad" \
+	sh -c "[ $rc = 0 ] && [ '$(jnum "$T/rv.json" blocks)' = 40 ] && [ '$(jnum "$T/rv.json" files)' = 3 ] &&
+	       [ '$(jnum "$T/rv.json" first)' = 0 ] && [ '$(jnum "$T/rv.json" last)' = 39 ] &&
+	       [ '$(jnum "$T/rv.json" bad)' = 0 ] && [ '$(jnum "$T/rv.json" lost)' = 0 ]"
+fpgastream verify "$T/r.0" "$T/r.2" >"$T/rv2.out" 2>&1
+expect "... and r.0 with r.2 alone: 16 blocks missing (not lost: no record says so), said where, exit 1" 1 $? \
+	"$T/rv2.out" "16 blocks before seq 32 are in none of the files given"
+check "... the summary line counts them" grep -q "24 blocks, sequence 0..39, 0 lost, 0 bad, 16 missing" "$T/rv2.out"
 rm -f "$T/r.0" "$T/r.0.idx"
 fpgastream capture -n 40 -b 4M -C 1M -o "$T/r" -q 2>"$T/r2.err"
 expect "a rotation over the files of an earlier one is refused (exit 7)" 7 $? "$T/r2.err" "r\.[12](\.idx)? exists"
@@ -361,6 +371,9 @@ else
 fi
 check "each stripe verifies on its own" \
 	sh -c "fpgastream verify '$T/a.bin' >/dev/null 2>&1 && fpgastream verify '$T/b.bin' >/dev/null 2>&1"
+fpgastream verify "$T/a.bin" "$T/b.bin" >"$T/stv.out" 2>&1
+expect "verify a.bin b.bin merges the stripes into the stream" 0 $? "$T/stv.out" \
+	"a.bin and 1 more: 100 blocks, sequence 0..99, 0 lost, 0 bad"
 rm -f "$T/a.bin" "$T/a.bin.idx" "$T/b.bin" "$T/b.bin.idx"
 
 # --- NUMA ---

@@ -381,7 +381,7 @@ usage fpgastream capture --no-such-option
 usage fpgastream capture -o
 usage fpgastream capture stray
 usage fpgastream verify
-usage fpgastream verify a b
+usage fpgastream verify a b --no-index
 usage fpgastream verify f --seed
 usage fpgastream bench -r 0
 usage fpgastream bench -r 1001

@@ -409,7 +409,7 @@ TEST_F(json, capture_verify_inspect)
 		"verified", "bad", "exit_status", NULL
 	};
 	static const char *const ver_keys[] = {
-		"file", "indexed", "complete", "blocks", "bad", "lost", "first", "last",
+		"file", "files", "indexed", "complete", "blocks", "bad", "lost", "missing", "first", "last",
 		"seed", "unindexed_bytes", NULL
 	};
 	static const char *const rec_keys[] = {
@@ -447,6 +447,7 @@ TEST_F(json, capture_verify_inspect)
 	b = &arr->items[0];
 	EXPECT_TRUE(exact_keys(b, ver_keys, why, sizeof(why))) TH_LOG("verify: %s", why);
 	EXPECT_TRUE(is_num(jv_get(b, "blocks"), 20));
+	EXPECT_TRUE(is_num(jv_get(b, "files"), 1));
 	EXPECT_TRUE(is_bool(jv_get(b, "indexed"), true));
 	EXPECT_TRUE(is_bool(jv_get(b, "complete"), true));
 	EXPECT_TRUE(is_num(jv_get(b, "lost"), 0));

@@ -23,7 +23,7 @@
 #include "pattern.h"
 
 static const char verify_help[] =
-"usage: fpgastream verify FILE [--seed S] [--index IDX | --no-index] [-J]\n"
+"usage: fpgastream verify FILE... [--seed S] [--index IDX | --no-index] [-J]\n"
 "\n"
 "Check a capture of the reference device block by block: word 0 is the\n"
 "source sequence number s, word 1 is ~s, and every other word must match the\n"
@@ -32,8 +32,10 @@ static const char verify_help[] =
 "With an index (FILE.idx, or --index IDX) every block it names is checked\n"
 "against its index entry, losses are reported where the driver saw them, and\n"
 "a capture cut short (no end record, data after the last synced entry) is\n"
-"checked up to its last synced block.  Without one, s must increase and a gap\n"
-"in it is reported as lost blocks.  FILE - reads standard input (no index).\n"
+"checked up to its last synced block.  Several FILEs (the stripes of -o a -o b,\n"
+"the files of a rotation) are merged through their indexes into one stream.\n"
+"Without an index, s must increase and a gap in it is reported as lost\n"
+"blocks.  FILE - reads standard input (no index).\n"
 "\n"
 "  -S, --seed S           the seed of the data pattern\n"
 "      --index IDX        the index is IDX, not FILE.idx\n"
@@ -43,8 +45,10 @@ HELP_JSON
 
 struct verify_result {
 	const char *file;
+	unsigned int nfiles;
 	bool indexed, complete;
 	uint64_t blocks, bad, lost, first, last, seed, unindexed;
+	uint64_t missing;	/* blocks of the stream in none of the files */
 };
 
 static int print_result(const struct verify_result *r, bool json)
@@ -52,19 +56,27 @@ static int print_result(const struct verify_result *r, bool json)
 	struct out_kv *o;
 
 	if (!json) {
-		printf("%s: %" PRIu64 " blocks, sequence %" PRIu64 "..%" PRIu64 ", %" PRIu64 " lost, %" PRIu64 " bad (seed %" PRIu64 ")\n",
-		       r->file, r->blocks, r->first, r->last, r->lost, r->bad, r->seed);
+		char more[32] = "", missing[48] = "";
+
+		if (r->nfiles > 1)
+			snprintf(more, sizeof(more), " and %u more", r->nfiles - 1);
+		if (r->missing)
+			snprintf(missing, sizeof(missing), ", %" PRIu64 " missing", r->missing);
+		printf("%s%s: %" PRIu64 " blocks, sequence %" PRIu64 "..%" PRIu64 ", %" PRIu64 " lost, %" PRIu64 " bad%s (seed %" PRIu64 ")\n",
+		       r->file, more, r->blocks, r->first, r->last, r->lost, r->bad, missing, r->seed);
 		return fflush(stdout) ? EX_RUNTIME : EX_GOOD;
 	}
 	o = kv_new("verify", true);
 	if (!o)
 		return EX_RUNTIME;
 	kv_json(o, "file", OUT_STR, r->file);
+	kv(o, "files", OUT_NUM, NULL, "%u", r->nfiles ? r->nfiles : 1);
 	kv_json(o, "indexed", OUT_BOOL, r->indexed ? "yes" : "no");
 	kv_json(o, "complete", OUT_BOOL, !r->indexed ? NULL : r->complete ? "yes" : "no");
 	kv(o, "blocks", OUT_NUM, NULL, "%" PRIu64, r->blocks);
 	kv(o, "bad", OUT_NUM, NULL, "%" PRIu64, r->bad);
 	kv(o, "lost", OUT_NUM, NULL, "%" PRIu64, r->lost);
+	kv(o, "missing", OUT_NUM, NULL, "%" PRIu64, r->missing);
 	kv(o, "first", OUT_NUM, NULL, "%" PRIu64, r->first);
 	kv(o, "last", OUT_NUM, NULL, "%" PRIu64, r->last);
 	kv(o, "seed", OUT_NUM, NULL, "%" PRIu64, r->seed);
@@ -104,77 +116,188 @@ static const char *reason_text(uint32_t reason)
 	}
 }
 
-/* Check @file with its index @idxpath. */
-static int verify_indexed(const char *file, const char *idxpath, bool seed_given, uint64_t seed,
-			  bool json)
-{
-	struct verify_result res = { .file = file, .indexed = true };
-	struct verifier v = { 0 };
+/* One indexed file of a capture. */
+struct vfile {
+	const char *path;
+	const char *idxpath;
 	struct capidx x;
+	int fd;
+	uint64_t size;		/* of the data (0 for a device: not checked) */
+	uint64_t end;		/* of its last indexed block */
+};
+
+/* A block record, and which file it is in. */
+struct vrec {
+	const struct capidx_rec *e;
+	unsigned int f;
+};
+
+static int by_seq(const void *a, const void *b)
+{
+	const struct vrec *x = a, *y = b;
+
+	if (x->e->seq != y->e->seq)
+		return x->e->seq < y->e->seq ? -1 : 1;
+	return x->f < y->f ? -1 : x->f > y->f;
+}
+
+/* Load one file and its index; check the index alone.  0 or EX_RUNTIME. */
+static int vfile_open(struct vfile *vf, struct verify_result *res)
+{
+	struct capidx *x = &vf->x;
 	struct stat st;
 	char why[256];
-	uint64_t end = 0;
 	unsigned int lines = 0;
-	uint8_t *block = NULL;
-	int fd, rc;
 
-	if (capidx_load(idxpath, &x, why, sizeof(why))) {
-		msg("%s: %s", idxpath, why);
+	if (capidx_load(vf->idxpath, x, why, sizeof(why))) {
+		msg("%s: %s", vf->idxpath, why);
 		return EX_RUNTIME;
 	}
-	fd = open(file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st)) {
-		msg("%s: %s", file, strerror(errno));
-		capidx_free(&x);
+	vf->fd = open(vf->path, O_RDONLY | O_CLOEXEC);
+	if (vf->fd < 0 || fstat(vf->fd, &st)) {
+		msg("%s: %s", vf->path, strerror(errno));
 		return EX_RUNTIME;
 	}
-	res.seed = v.seed = seed_given ? seed : (x.h.flags & CAPIDX_F_SEED) ? x.h.seed : 0;
-	res.complete = x.has_end;
-	if (x.torn)
-		msg("%s: the last %zu index record%s torn (a crash mid-write): ignored", idxpath, x.torn,
-		    x.torn == 1 ? " is" : "s are");
-	if (x.damaged) {
-		msg("%s: %zu index records are damaged (CRC mismatch)", idxpath, x.damaged);
-		res.bad += x.damaged;
-	}
-	if (x.after_end)
-		msg("%s: %zu records after the end record: ignored", idxpath, x.after_end);
-	if (x.h.block_size)
-		block = malloc(x.h.block_size);
-	if (!block) {
-		msg("%s: no block size, or out of memory", idxpath);
-		close(fd);
-		capidx_free(&x);
+	vf->size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+	if (!x->h.block_size || x->h.block_size > (64u << 20)) {
+		msg("%s: a block size of %u bytes", vf->idxpath, x->h.block_size);
 		return EX_RUNTIME;
 	}
-	for (size_t i = 0; i < x.n; i++) {
-		const struct capidx_rec *e = &x.recs[i];
+	if (x->torn)
+		msg("%s: the last %zu index record%s torn (a crash mid-write): ignored", vf->idxpath,
+		    x->torn, x->torn == 1 ? " is" : "s are");
+	if (x->damaged) {
+		msg("%s: %zu index records are damaged (CRC mismatch)", vf->idxpath, x->damaged);
+		res->bad += x->damaged;
+	}
+	if (x->after_end)
+		msg("%s: %zu records after the end record: ignored", vf->idxpath, x->after_end);
+	/* The data file is a plain run of blocks: each record names the
+	 * next one. */
+	for (size_t i = 0; i < x->n; i++) {
+		const struct capidx_rec *e = &x->recs[i];
+
+		if (e->length != x->h.block_size || e->offset != vf->end) {
+			if (lines++ < MAX_REPORTS)
+				msg("%s: index record %zu names %u bytes at offset %" PRIu64 ", not the next block at %" PRIu64,
+				    vf->idxpath, i, e->length, e->offset, vf->end);
+			res->bad++;
+		}
+		vf->end = e->offset + e->length;
+	}
+	if (vf->size > vf->end) {
+		res->unindexed += vf->size - vf->end;
+		msg("note: %s: %" PRIu64 " bytes after the last indexed block were not synced and indexed when the capture stopped: not checked",
+		    vf->path, vf->size - vf->end);
+	}
+	if (!x->has_end)
+		msg("note: %s: the index has no end record: the capture was cut short (a crash, power loss or SIGKILL); checked up to its last synced block",
+		    vf->idxpath);
+	else if (x->end.flags != CAPIDX_DONE && x->end.flags != CAPIDX_SIGNAL && x->end.flags != CAPIDX_ROTATED)
+		msg("note: %s: the capture stopped because %s", vf->idxpath, reason_text(x->end.flags));
+	if (x->has_end && x->end.seq != x->n) {
+		msg("%s: the end record counts %" PRIu64 " blocks, the index holds %zu", vf->idxpath,
+		    x->end.seq, x->n);
+		res->bad++;
+	}
+	return 0;
+}
+
+/*
+ * Check @nfiles data files with their indexes as one capture: a file of its
+ * own, or the files of a striped (-o a -o b) or rotated (-C, -G) capture,
+ * whose records merge by sequence number into the stream.
+ */
+static int verify_indexed(const char *const *files, const char *const *idxpaths, unsigned int nfiles,
+			  bool seed_given, uint64_t seed, bool json)
+{
+	struct verify_result res = { .file = files[0], .indexed = true, .complete = true,
+				     .nfiles = nfiles };
+	struct verifier v = { 0 };
+	struct vfile *vf = calloc(nfiles, sizeof(*vf));
+	struct vrec *recs = NULL;
+	uint64_t driver_dropped = 0, stripes = 0;
+	unsigned int lines = 0;
+	bool whole;
+	size_t n = 0, total = 0;
+	uint8_t *block = NULL;
+	int rc = EX_RUNTIME;
+
+	if (!vf) {
+		msg("out of memory");
+		return EX_RUNTIME;
+	}
+	for (unsigned int i = 0; i < nfiles; i++) {
+		vf[i].fd = -1;
+		vf[i].path = files[i];
+		vf[i].idxpath = idxpaths[i];
+		if (vfile_open(&vf[i], &res))
+			goto out;
+		total += vf[i].x.n;
+		if (vf[i].x.h.stripe_count > 1 && vf[i].x.h.stripe_index < 64)
+			stripes |= 1ull << vf[i].x.h.stripe_index;
+		res.complete &= vf[i].x.has_end;
+		if (vf[i].x.has_end && vf[i].x.end.lost > driver_dropped)
+			driver_dropped = vf[i].x.end.lost;
+		if (vf[i].x.h.block_size != vf[0].x.h.block_size) {
+			msg("%s: blocks of %u bytes, %s's are %u: not one capture", files[i],
+			    vf[i].x.h.block_size, files[0], vf[0].x.h.block_size);
+			goto out;
+		}
+	}
+	res.seed = v.seed = seed_given ? seed : (vf[0].x.h.flags & CAPIDX_F_SEED) ? vf[0].x.h.seed : 0;
+	recs = malloc((total + 1) * sizeof(*recs));
+	block = malloc(vf[0].x.h.block_size);
+	if (!recs || !block) {
+		msg("out of memory");
+		goto out;
+	}
+	for (unsigned int i = 0; i < nfiles; i++)
+		for (size_t j = 0; j < vf[i].x.n; j++)
+			recs[n++] = (struct vrec){ .e = &vf[i].x.recs[j], .f = i };
+	if (nfiles > 1)
+		qsort(recs, n, sizeof(*recs), by_seq);
+	/* One stripe alone has the others' blocks missing by design; with
+	 * every stripe (or none), a gap in seq that no record's lost
+	 * explains is blocks of the stream in none of these files. */
+	whole = !stripes || stripes == (vf[0].x.h.stripe_count >= 64 ? ~0ull :
+					 (1ull << vf[0].x.h.stripe_count) - 1);
+
+	for (size_t i = 0; i < n; i++) {
+		const struct capidx_rec *e = recs[i].e;
+		struct vfile *f = &vf[recs[i].f];
 		struct fpgastream_record r = {
 			.data = block, .seq = e->seq, .offset = e->offset, .length = e->length,
 			.flags = e->flags, .lost = e->lost, .timestamp_ns = e->timestamp_ns,
 		};
+		int err;
 
 		if (e->lost) {
 			if (lines++ < MAX_REPORTS)
-				msg("%s: %" PRIu64 " blocks lost before seq %" PRIu64 " (data offset %" PRIu64 ", index record %zu)",
-				    file, e->lost, e->seq, e->offset, i);
+				msg("%s: %" PRIu64 " blocks lost before seq %" PRIu64 " (data offset %" PRIu64 ")",
+				    f->path, e->lost, e->seq, e->offset);
 			res.lost += e->lost;
 		}
-		if (e->length != x.h.block_size || e->offset != end) {
-			if (lines++ < MAX_REPORTS)
-				msg("%s: index record %zu names %u bytes at offset %" PRIu64 ", not the next block at %" PRIu64,
-				    idxpath, i, e->length, e->offset, end);
+		if (i && e->seq == recs[i - 1].e->seq) {
+			msg("%s: seq %" PRIu64 " is indexed twice", f->path, e->seq);
 			res.bad++;
-			end = e->offset + e->length;
 			continue;
 		}
-		end = e->offset + e->length;
-		rc = read_at(fd, block, e->length, e->offset);
-		if (rc) {
-			msg("%s: index record %zu names data at offset %" PRIu64 " beyond the end of the file (%s)",
-			    file, i, e->offset, rc < 0 ? strerror(-rc) : "missing");
-			res.bad += x.n - i;
-			break;
+		if (whole && i && e->seq - recs[i - 1].e->seq - 1 > e->lost) {
+			uint64_t gap = e->seq - recs[i - 1].e->seq - 1 - e->lost;
+
+			msg("%s: %" PRIu64 " blocks before seq %" PRIu64 " are in none of the files given (a file of the rotation, or a stripe, left out?)",
+			    f->path, gap, e->seq);
+			res.missing += gap;
+		}
+		if (e->length != f->x.h.block_size)
+			continue;	/* said by vfile_open() */
+		err = read_at(f->fd, block, e->length, e->offset);
+		if (err) {
+			msg("%s: the index names data at offset %" PRIu64 " beyond the end of the file (%s)",
+			    f->path, e->offset, err < 0 ? strerror(-err) : "missing");
+			res.bad++;
+			continue;
 		}
 		verify_record(&v, &r);
 		if (!res.blocks)
@@ -185,36 +308,31 @@ static int verify_indexed(const char *file, const char *idxpath, bool seed_given
 	res.bad += v.bad;
 	/* Drops the data shows that no record reported: the driver's final
 	 * count (in the end record) is the bound, as in capture --verify. */
-	if (v.seen > (x.has_end && x.end.lost > v.reported ? x.end.lost : v.reported)) {
+	if (v.seen > (driver_dropped > v.reported ? driver_dropped : v.reported)) {
 		msg("%s: the data shows %" PRIu64 " blocks dropped at the source that no record reported",
-		    file, v.seen - v.reported);
+		    files[0], v.seen - v.reported);
 		res.bad++;
 	}
-	if ((uint64_t)st.st_size > end) {
-		res.unindexed = (uint64_t)st.st_size - end;
-		msg("note: %s: %" PRIu64 " bytes after the last indexed block were not synced and indexed when the capture stopped: not checked",
-		    file, res.unindexed);
-	}
-	if (!x.has_end)
-		msg("note: %s: the index has no end record: the capture was cut short (a crash, power loss or SIGKILL); checked up to its last synced block",
-		    idxpath);
-	else if (x.end.flags != CAPIDX_DONE && x.end.flags != CAPIDX_SIGNAL && x.end.flags != CAPIDX_ROTATED)
-		msg("note: %s: the capture stopped because %s", idxpath, reason_text(x.end.flags));
-	if (x.has_end && x.end.seq != x.n) {
-		msg("%s: the end record counts %" PRIu64 " blocks, the index holds %zu", idxpath, x.end.seq, x.n);
-		res.bad++;
-	}
-	free(block);
-	close(fd);
-	capidx_free(&x);
 	if (res.blocks == 0 && !res.bad) {
-		msg("%s: empty", file);
+		msg("%s: empty", files[0]);
 		if (json)
 			print_result(&res, json);
-		return EX_LOSS;
+		rc = EX_LOSS;
+		goto out;
 	}
 	rc = print_result(&res, json);
-	return rc ? rc : res.lost || res.bad ? EX_LOSS : EX_GOOD;
+	if (!rc)
+		rc = res.lost || res.bad || res.missing ? EX_LOSS : EX_GOOD;
+out:
+	for (unsigned int i = 0; i < nfiles; i++) {
+		if (vf[i].fd >= 0)
+			close(vf[i].fd);
+		capidx_free(&vf[i].x);
+	}
+	free(vf);
+	free(recs);
+	free(block);
+	return rc;
 }
 
 /* Check @file (- for standard input) by word 0 of its blocks alone. */
@@ -309,9 +427,11 @@ int do_verify(int argc, char **argv)
 	};
 	uint64_t seed = 0;
 	bool seed_given = false, no_index = false, json = false;
-	const char *file, *index = NULL;
-	char idxpath[PATH_MAX];
-	int c;
+	const char *index = NULL;
+	char (*idxbuf)[PATH_MAX];
+	const char **idx;
+	unsigned int nfiles;
+	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "S:Jh", opts, NULL)) != -1) {
 		switch (c) {
@@ -330,17 +450,48 @@ int do_verify(int argc, char **argv)
 			return bad_option(argv);
 		}
 	}
-	if (argc - optind != 1)
-		return usage_error(argc == optind ? "no FILE given" : "one FILE only");
-	file = argv[optind];
+	if (argc == optind)
+		return usage_error("no FILE given");
+	nfiles = (unsigned int)(argc - optind);
 	if (index && no_index)
 		return usage_error("--index and --no-index exclude each other");
-	if (index && !strcmp(file, "-"))
-		return usage_error("standard input is read without an index");
+	if (index && nfiles > 1)
+		return usage_error("--index names the index of one FILE");
+	if (nfiles > 1 && no_index)
+		return usage_error("several FILEs are merged through their indexes: not with --no-index");
+	for (unsigned int i = 0; i < nfiles; i++)
+		if (!strcmp(argv[optind + i], "-") && (index || nfiles > 1))
+			return usage_error("standard input is read alone, without an index");
 	if (index)
-		return verify_indexed(file, index, seed_given, seed, json);
-	capidx_path(file, idxpath, sizeof(idxpath));
-	if (!no_index && strcmp(file, "-") && !access(idxpath, F_OK))
-		return verify_indexed(file, idxpath, seed_given, seed, json);
-	return verify_plain(file, seed, json);
+		return verify_indexed((const char *const *)argv + optind, &index, 1, seed_given, seed, json);
+
+	idxbuf = calloc(nfiles, sizeof(*idxbuf));
+	idx = calloc(nfiles, sizeof(*idx));
+	if (!idxbuf || !idx) {
+		free(idxbuf);
+		free(idx);
+		msg("out of memory");
+		return EX_RUNTIME;
+	}
+	for (unsigned int i = 0; i < nfiles; i++) {
+		capidx_path(argv[optind + i], idxbuf[i], sizeof(idxbuf[i]));
+		idx[i] = idxbuf[i];
+	}
+	if (nfiles == 1 && (no_index || !strcmp(argv[optind], "-") || access(idx[0], F_OK))) {
+		rc = verify_plain(argv[optind], seed, json);
+	} else {
+		for (unsigned int i = 0; i < nfiles; i++) {
+			if (access(idx[i], F_OK)) {
+				msg("%s: no index %s: several FILEs are merged through their indexes",
+				    argv[optind + i], idx[i]);
+				free(idxbuf);
+				free(idx);
+				return EX_RUNTIME;
+			}
+		}
+		rc = verify_indexed((const char *const *)argv + optind, idx, nfiles, seed_given, seed, json);
+	}
+	free(idxbuf);
+	free(idx);
+	return rc;
 }
