@@ -22,8 +22,8 @@ static const struct command {
 	{ "info", "[DEV] [-J]", "show a board's facts", do_info },
 	{ "stats", "[DEV] [-J]", "show the driver's counters", do_stats },
 	{ "capture", "[OPTIONS]", "stream a board to a file, optionally verifying", do_capture },
-	{ "verify", "FILE... [--seed S] [-J]", "check a capture of the reference device offline", do_verify },
-	{ "inspect", "FILE [--header] [-J]", "print a capture's index", do_inspect },
+	{ "verify", "FILE... [--seed S]", "check a capture of the reference device offline", do_verify },
+	{ "inspect", "FILE [-J]", "print a capture's index", do_inspect },
 	{ "bench", "[OPTIONS]", "measure MAP/UNMAP times and streaming rates", do_bench },
 };
 
