@@ -525,9 +525,10 @@ static void file_close(struct capwriter *w, struct cw_file *f, enum capidx_reaso
 
 	if (f->fd < 0)
 		return;
-	/* After a failed write the file ends with the last block counted. */
-	if (w->error != CW_OK && f->regular && ftruncate(f->fd, (off_t)f->counted))
-		(void)0;
+	/* The file ends with the last block counted: not with what
+	 * fallocate reserved beyond it, nor after a failed write. */
+	if (f->regular && ftruncate(f->fd, (off_t)f->counted))
+		cw_fail(w, f->path, errno, "ftruncate");
 	file_sync(w, f);
 	if (w->error == CW_FULL)
 		reason = CAPIDX_FULL;
@@ -542,10 +543,7 @@ static void file_close(struct capwriter *w, struct cw_file *f, enum capidx_reaso
 		f->pend_blocks = f->pend_bytes = f->pend_lost = 0;
 		file_sync(w, f);
 	}
-	/* Give back what fallocate took beyond the end. */
-	if (f->regular && f->allocated > f->counted)
-		fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)f->counted,
-			  (off_t)(f->allocated - f->counted));
+	/* Give back what fallocate reserved beyond the index's end. */
 	if (f->idxfd >= 0 && f->idx_allocated > f->idx_size)
 		fallocate(f->idxfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)f->idx_size,
 			  (off_t)(f->idx_allocated - f->idx_size));
@@ -801,8 +799,14 @@ static void submit_uring(struct capwriter *w, struct cw_chunk *c)
 	io_uring_submit(&w->ring);
 }
 
-/* fallocate ahead of the writes, so that the file's blocks are reserved
- * and the writes do not allocate as they go. */
+/*
+ * fallocate ahead of the writes, so that the file's blocks are reserved
+ * and the writes do not allocate as they go.  It extends the file's size
+ * too (not FALLOC_FL_KEEP_SIZE): a direct write beyond the size extends
+ * the file, and ext4 makes such writes wait for each other (and io_uring
+ * punts them to a worker), one at a time; inside the size they stay in
+ * flight together.  file_close() cuts the file to what was counted.
+ */
 static void prealloc(struct capwriter *w, struct cw_file *f, uint64_t end)
 {
 	uint64_t to;
@@ -814,7 +818,7 @@ static void prealloc(struct capwriter *w, struct cw_file *f, uint64_t end)
 		to = w->o->rotate_size + w->bs;
 	if (to < end)
 		to = end;
-	if (fallocate(f->fd, FALLOC_FL_KEEP_SIZE, (off_t)f->allocated, (off_t)(to - f->allocated)))
+	if (fallocate(f->fd, 0, (off_t)f->allocated, (off_t)(to - f->allocated)))
 		f->no_prealloc = true;	/* EOPNOTSUPP, or ENOSPC: the writes will say */
 	else
 		f->allocated = to;
