@@ -299,8 +299,8 @@ static void test_format(void)
 	report(!capidx_rec_decode(rb, &r2), "a zeroed record (a crash's hole) is no record");
 }
 
-/* An index of 10 records, then @tail bytes of something. */
-static void write_index(const char *p, const uint8_t *tail, size_t taillen, int damage_at)
+/* An index of @n records, then @tail bytes of something. */
+static void write_index(const char *p, int n, const uint8_t *tail, size_t taillen, int damage_at)
 {
 	uint8_t hb[CAPIDX_HEADER_SIZE], rb[CAPIDX_RECORD_SIZE];
 	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -308,7 +308,7 @@ static void write_index(const char *p, const uint8_t *tail, size_t taillen, int 
 	capidx_header_encode(&tmpl, hb);
 	if (write(fd, hb, sizeof(hb)) != sizeof(hb))
 		diag("write: %s", strerror(errno));
-	for (int i = 0; i < 10; i++) {
+	for (int i = 0; i < n; i++) {
 		struct capidx_rec r = { .kind = CAPIDX_BLOCK, .length = BS, .seq = i, .offset = i * BS };
 
 		capidx_rec_encode(&r, rb);
@@ -329,28 +329,50 @@ static void test_load(void)
 	char why[256];
 	const char *p = path("load.idx");
 
-	write_index(p, NULL, 0, -1);
+	write_index(p, 10, NULL, 0, -1);
 	report(!capidx_load(p, &x, why, sizeof(why)) && x.n == 10 && !x.torn && !x.damaged &&
 	       !x.has_end, "an index of 10 records loads 10, no end record");
 	capidx_free(&x);
-	write_index(p, junk, 20, -1);
+	write_index(p, 10, junk, 20, -1);
 	report(!capidx_load(p, &x, why, sizeof(why)) && x.n == 10 && x.torn == 1 && !x.damaged,
 	       "a record cut short at the end is torn, the 10 before it stand");
 	capidx_free(&x);
-	write_index(p, junk, sizeof(junk), -1);
+	write_index(p, 10, junk, sizeof(junk), -1);
 	report(!capidx_load(p, &x, why, sizeof(why)) && x.n == 10 && x.torn == 2 && !x.damaged,
 	       "zeroed records at the end (size written, data not) are torn");
 	capidx_free(&x);
-	write_index(p, NULL, 0, 9);
+	write_index(p, 10, NULL, 0, 9);
 	report(!capidx_load(p, &x, why, sizeof(why)) && x.n == 9 && x.torn == 1 && !x.damaged,
 	       "a bad last record is torn");
 	capidx_free(&x);
-	write_index(p, NULL, 0, 4);
+	write_index(p, 10, NULL, 0, 4);
 	report(!capidx_load(p, &x, why, sizeof(why)) && x.n == 9 && x.damaged == 1 && !x.torn,
 	       "a bad record with good ones after it is damage");
 	capidx_free(&x);
 	report(capidx_load(path("none.idx"), &x, why, sizeof(why)) == -ENOENT,
 	       "a missing index is -ENOENT");
+	/* The reader reads 4096 records at a time: damage on the first of
+	 * the second batch, and a torn tail after 10000. */
+	write_index(p, 10000, junk, 30, 4096);
+	{
+		struct capidx_reader r;
+		struct capidx_rec rec;
+		uint64_t n = 0, bad_seq = 0;
+		int rc;
+
+		rc = capidx_open(&r, p, why, sizeof(why));
+		while (!rc && (rc = capidx_next(&r, &rec, why, sizeof(why))) > 0) {
+			bad_seq += rec.seq != n + (n >= 4096);
+			n++;
+			rc = 0;
+		}
+		if (rc || n != 9999 || bad_seq || r.damaged != 1 || r.torn != 1)
+			diag("rc %d, %" PRIu64 " records, %" PRIu64 " out of place, %zu damaged, %zu torn",
+			     rc, n, bad_seq, r.damaged, r.torn);
+		report(rc == 0 && n == 9999 && !bad_seq && r.damaged == 1 && r.torn == 1 && !r.has_end,
+		       "read record by record: 10000 records, one damaged across a read-ahead boundary, a torn tail");
+		capidx_close(&r);
+	}
 }
 
 /* ---- the writer ---- */

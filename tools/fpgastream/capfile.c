@@ -203,98 +203,162 @@ void capidx_path(const char *data, char *buf, size_t len)
 	snprintf(buf, len, "%s%s", data, CAPIDX_SUFFIX);
 }
 
-/* The whole of @fd: 0 or -errno. */
-static int slurp(int fd, uint8_t **data, size_t *len)
+/* Read into @buf until @len bytes or the end: the count, or -errno. */
+static ssize_t read_full(int fd, uint8_t *buf, size_t len)
 {
-	size_t cap = 1 << 16, n = 0;
-	uint8_t *buf = malloc(cap);
+	size_t got = 0;
 
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		ssize_t got;
+	while (got < len) {
+		ssize_t n = read(fd, buf + got, len - got);
 
-		if (n == cap) {
-			uint8_t *b = realloc(buf, cap * 2);
-
-			if (!b) {
-				free(buf);
-				return -ENOMEM;
-			}
-			buf = b;
-			cap *= 2;
-		}
-		got = read(fd, buf + n, cap - n);
-		if (got < 0 && errno == EINTR)
+		if (n < 0 && errno == EINTR)
 			continue;
-		if (got < 0) {
-			int err = -errno;
-
-			free(buf);
-			return err;
-		}
-		if (got == 0)
+		if (n < 0)
+			return -errno;
+		if (n == 0)
 			break;
-		n += (size_t)got;
+		got += (size_t)n;
 	}
-	*data = buf;
-	*len = n;
-	return 0;
+	return (ssize_t)got;
 }
 
-int capidx_load(const char *path, struct capidx *x, char *why, size_t whylen)
+int capidx_open(struct capidx_reader *r, const char *path, char *why, size_t whylen)
 {
-	uint8_t *data = NULL;
-	size_t len = 0, off, bad_run = 0;
-	int fd, err;
+	uint8_t first[CAPIDX_HEADER_SIZE];
+	uint8_t *hdr;
+	ssize_t got;
+	int err;
 
-	memset(x, 0, sizeof(*x));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
+	memset(r, 0, sizeof(*r));
+	r->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (r->fd < 0) {
 		err = -errno;
 		snprintf(why, whylen, "%s", strerror(errno));
 		return err;
 	}
-	err = slurp(fd, &data, &len);
-	close(fd);
+	got = read_full(r->fd, first, sizeof(first));
+	if (got < 0) {
+		snprintf(why, whylen, "%s", strerror((int)-got));
+		capidx_close(r);
+		return (int)got;
+	}
+	/* A later version's header may be longer: read the rest of it. */
+	err = capidx_header_decode(first, (size_t)got, &r->h, why, whylen);
+	if (err == -EINVAL && got == sizeof(first) && !memcmp(first, CAPIDX_MAGIC, sizeof(CAPIDX_MAGIC))) {
+		uint32_t size = first[12] | first[13] << 8 | first[14] << 16 | (uint32_t)first[15] << 24;
+
+		if (size > sizeof(first) && size <= 1u << 20 && (hdr = malloc(size))) {
+			memcpy(hdr, first, sizeof(first));
+			got = read_full(r->fd, hdr + sizeof(first), size - sizeof(first));
+			err = got < 0 ? (int)got
+				      : capidx_header_decode(hdr, sizeof(first) + (size_t)got, &r->h, why, whylen);
+			free(hdr);
+		}
+	}
 	if (err) {
-		snprintf(why, whylen, "%s", strerror(-err));
+		capidx_close(r);
 		return err;
 	}
-	err = capidx_header_decode(data, len, &x->h, why, whylen);
-	if (err) {
-		free(data);
-		return err;
-	}
-	x->recs = malloc(((len - x->h.header_size) / x->h.record_size + 1) * sizeof(*x->recs));
-	if (!x->recs) {
-		free(data);
+	r->cap = (size_t)r->h.record_size * 4096;
+	r->buf = malloc(r->cap);
+	if (!r->buf) {
 		snprintf(why, whylen, "out of memory");
+		capidx_close(r);
 		return -ENOMEM;
 	}
-	for (off = x->h.header_size; off + x->h.record_size <= len; off += x->h.record_size) {
-		struct capidx_rec r;
+	return 0;
+}
 
-		if (!capidx_rec_decode(data + off, &r)) {
-			/* Bad ones at the very end are a torn write; bad ones
-			 * with good ones after them are damage. */
-			bad_run++;
+int capidx_next(struct capidx_reader *r, struct capidx_rec *rec, char *why, size_t whylen)
+{
+	const size_t rs = r->h.record_size;
+
+	for (;;) {
+		if (r->len - r->pos < rs && !r->eof) {
+			ssize_t got;
+
+			memmove(r->buf, r->buf + r->pos, r->len - r->pos);
+			r->len -= r->pos;
+			r->pos = 0;
+			got = read_full(r->fd, r->buf + r->len, r->cap - r->len);
+			if (got < 0) {
+				snprintf(why, whylen, "%s", strerror((int)-got));
+				return (int)got;
+			}
+			r->len += (size_t)got;
+			r->eof = r->len < r->cap;
+		}
+		if (r->len - r->pos < rs) {
+			/* the end: what is left is a torn tail */
+			r->torn = r->bad_run + (r->len > r->pos);
+			return 0;
+		}
+		if (!capidx_rec_decode(r->buf + r->pos, rec)) {
+			r->pos += rs;
+			r->bad_run++;
 			continue;
 		}
-		x->damaged += bad_run;
-		bad_run = 0;
-		if (x->has_end) {
-			x->after_end++;
-		} else if (r.kind == CAPIDX_END) {
-			x->has_end = true;
-			x->end = r;
+		r->pos += rs;
+		r->damaged += r->bad_run;
+		r->bad_run = 0;
+		if (r->has_end) {
+			r->after_end++;
+		} else if (rec->kind == CAPIDX_END) {
+			r->has_end = true;
+			r->end = *rec;
 		} else {
-			x->recs[x->n++] = r;
+			r->n++;
+			return 1;
 		}
 	}
-	x->torn = bad_run + (off < len);
-	free(data);
-	return 0;
+}
+
+void capidx_close(struct capidx_reader *r)
+{
+	if (r->fd >= 0)
+		close(r->fd);
+	free(r->buf);
+	r->fd = -1;
+	r->buf = NULL;
+}
+
+int capidx_load(const char *path, struct capidx *x, char *why, size_t whylen)
+{
+	struct capidx_reader r;
+	struct capidx_rec rec;
+	size_t cap = 1024;
+	int err;
+
+	memset(x, 0, sizeof(*x));
+	err = capidx_open(&r, path, why, whylen);
+	if (err)
+		return err;
+	x->h = r.h;
+	x->recs = malloc(cap * sizeof(*x->recs));
+	while (x->recs && (err = capidx_next(&r, &rec, why, whylen)) > 0) {
+		if (x->n == cap) {
+			struct capidx_rec *p = realloc(x->recs, 2 * cap * sizeof(*p));
+
+			if (!p)
+				break;
+			x->recs = p;
+			cap *= 2;
+		}
+		x->recs[x->n++] = rec;
+	}
+	if (err > 0 || !x->recs) {
+		snprintf(why, whylen, "out of memory");
+		err = -ENOMEM;
+	}
+	x->has_end = r.has_end;
+	x->end = r.end;
+	x->torn = r.torn;
+	x->damaged = r.damaged;
+	x->after_end = r.after_end;
+	capidx_close(&r);
+	if (err)
+		capidx_free(x);
+	return err;
 }
 
 void capidx_free(struct capidx *x)

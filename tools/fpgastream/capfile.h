@@ -86,7 +86,34 @@ void capidx_rec_encode(const struct capidx_rec *r, uint8_t out[CAPIDX_RECORD_SIZ
 /* false when its CRC does not match (torn or damaged) */
 bool capidx_rec_decode(const uint8_t *in, struct capidx_rec *r);
 
-/* A loaded index. */
+/*
+ * Reading an index record by record, in constant memory (a capture of hours
+ * has millions): capidx_open() reads the header, capidx_next() returns the
+ * block records in file order.  A record with a bad CRC followed by good
+ * ones is damage; bad ones at the very end (and a record cut short) are a
+ * torn tail, as a crash leaves: both are skipped, and counted.  After
+ * capidx_next() said 0, torn, has_end and end are final.
+ */
+struct capidx_reader {
+	struct capidx_header h;
+	int fd;
+	uint8_t *buf;		/* records read ahead */
+	size_t len, pos, cap;
+	bool eof;
+	size_t bad_run;		/* bad records since the last good one */
+	size_t damaged, torn, after_end;
+	bool has_end;
+	struct capidx_rec end;
+	uint64_t n;		/* block records returned */
+};
+
+/* 0, or -errno / -EINVAL / -EPROTO with why in @why. */
+int capidx_open(struct capidx_reader *r, const char *path, char *why, size_t whylen);
+/* The next block record: 1; 0 at the end; -errno (why in @why). */
+int capidx_next(struct capidx_reader *r, struct capidx_rec *rec, char *why, size_t whylen);
+void capidx_close(struct capidx_reader *r);
+
+/* A whole index in memory: for small ones and tests. */
 struct capidx {
 	struct capidx_header h;
 	struct capidx_rec *recs;	/* the block records, in file order */

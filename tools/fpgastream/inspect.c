@@ -3,7 +3,8 @@
  * fpgastream inspect: print the index of a capture (FILE.idx,
  * docs/capture-format.md): its header, one row per block and how the file
  * ended.  Text, or JSON: the records as { "index": [...] }, the header with
- * --header as { "header": [ {...} ] }.
+ * --header as { "header": [ {...} ] }.  The index is read record by record:
+ * as text, one of millions of records prints in constant memory.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,7 +18,7 @@
 #include "common.h"
 
 static const char inspect_help[] =
-"usage: fpgastream inspect FILE [--header] [-J]\n"
+"usage: fpgastream inspect FILE [--header] [--from I] [-n COUNT] [-J]\n"
 "\n"
 "Print the index of the capture FILE (FILE.idx; FILE may also be the index\n"
 "itself): the header (board, PCI address, hardware version, block size,\n"
@@ -26,7 +27,9 @@ static const char inspect_help[] =
 "(seconds after the start) and its offset in the data file, and how the\n"
 "file ended.\n"
 "\n"
-"      --header           the header only\n"
+"      --header           the header only (with what the records hold)\n"
+"      --from I           the records from number I (0: the first)\n"
+"  -n, --count COUNT      at most COUNT records\n"
 HELP_JSON
 "                         (the records as {\"index\": [...]}; with --header the\n"
 "                         header as {\"header\": [{...}]})\n"
@@ -43,7 +46,9 @@ static const char *reason_name(uint32_t r)
 	return r < sizeof(names) / sizeof(names[0]) ? names[r] : "unknown";
 }
 
-static int print_header(const struct capidx *x, const char *idx, bool json)
+/* The header; with @counts (after a pass over the records) what they
+ * hold and how the file ended. */
+static int print_header(const struct capidx_reader *x, const char *idx, bool json, bool counts)
 {
 	const struct capidx_header *h = &x->h;
 	struct out_kv *o = kv_new("header", json);
@@ -82,19 +87,56 @@ static int print_header(const struct capidx *x, const char *idx, bool json)
 	kv(o, "stripe_count", OUT_NUM, NULL, "%u", h->stripe_count);
 	kv(o, "blocks_before", OUT_NUM, "blocks before", "%" PRIu64, h->blocks_before);
 	kv(o, "tool", OUT_STR, "tool", "%s", h->tool);
-	kv(o, "records", OUT_NUM, "records", "%zu", x->n);
-	if (x->has_end) {
-		kv(o, "end", OUT_STR, "end", "%s", reason_name(x->end.flags));
-	} else {
-		kv_text(o, "end", "none: cut short (crash, power loss or SIGKILL)");
-		kv_json(o, "end", OUT_STR, NULL);
+	if (counts) {
+		kv(o, "records", OUT_NUM, "records", "%" PRIu64, x->n);
+		if (x->has_end) {
+			kv(o, "end", OUT_STR, "end", "%s", reason_name(x->end.flags));
+		} else {
+			kv_text(o, "end", "none: cut short (crash, power loss or SIGKILL)");
+			kv_json(o, "end", OUT_STR, NULL);
+		}
+		kv(o, "torn", OUT_NUM, "torn records", "%zu", x->torn);
+		kv(o, "damaged", OUT_NUM, "damaged records", "%zu", x->damaged);
 	}
-	kv(o, "torn", OUT_NUM, "torn records", "%zu", x->torn);
-	kv(o, "damaged", OUT_NUM, "damaged records", "%zu", x->damaged);
 	return kv_print(o);
 }
 
-static int print_records(const struct capidx *x, bool json)
+/* How the file ended, after the records (text). */
+static void print_trailer(const struct capidx_reader *x)
+{
+	printf("\nrecords:         %" PRIu64 "\n", x->n);
+	if (x->has_end)
+		printf("end:             %s, %" PRIu64 " blocks, %" PRIu64 " bytes, driver dropped %" PRIu64 "\n",
+		       reason_name(x->end.flags), x->end.seq, x->end.offset, x->end.lost);
+	else
+		printf("end:             none: cut short (crash, power loss or SIGKILL)\n");
+	printf("torn records:    %zu\n", x->torn);
+	printf("damaged records: %zu\n", x->damaged);
+}
+
+/* The cells of one record; TIME in text is seconds after the start, which
+ * a person reads, in JSON the driver's CLOCK_MONOTONIC nanoseconds. */
+static void cells_of(const struct capidx_reader *x, const struct capidx_rec *r, bool json,
+		     char cells[6][32])
+{
+	snprintf(cells[0], 32, "%" PRIu64, r->seq);
+	snprintf(cells[1], 32, "%" PRIu64, r->lost);
+	snprintf(cells[2], 32, "%u", r->flags);
+	if (json)
+		snprintf(cells[3], 32, "%" PRIu64, r->timestamp_ns);
+	else
+		snprintf(cells[3], 32, "%.6f",
+			 ((double)r->timestamp_ns - (double)x->h.start_monotonic_ns) / 1e9);
+	snprintf(cells[4], 32, "%" PRIu64, r->offset);
+	snprintf(cells[5], 32, "%u", r->length);
+}
+
+/*
+ * The records from number @from, at most @count: as text they are printed
+ * as they are read (an index of hours has millions); as JSON they go
+ * through libsmartcols, which holds the table until it prints it.
+ */
+static int print_records(struct capidx_reader *x, bool json, uint64_t from, uint64_t count)
 {
 	static const struct out_col cols[] = {
 		{ "SEQ", "seq", OUT_NUM, "-" },
@@ -104,53 +146,83 @@ static int print_records(const struct capidx *x, bool json)
 		{ "OFFSET", "offset", OUT_NUM, "-" },
 		{ "LENGTH", "length", OUT_NUM, "-" },
 	};
-	struct out_table *t = table_new("index", json, cols, sizeof(cols) / sizeof(cols[0]));
-	char seq[24], lost[24], flags[24], ts[32], off[24], len[24];
-	const char *cells[] = { seq, lost, flags, ts, off, len };
+	struct out_table *t = NULL;
+	struct capidx_rec r;
+	char cells[6][32], why[256];
+	const char *row[6];
+	uint64_t shown = 0;
+	int rc;
 
-	if (!t)
-		return EX_RUNTIME;
-	for (size_t i = 0; i < x->n; i++) {
-		const struct capidx_rec *r = &x->recs[i];
-
-		snprintf(seq, sizeof(seq), "%" PRIu64, r->seq);
-		snprintf(lost, sizeof(lost), "%" PRIu64, r->lost);
-		snprintf(flags, sizeof(flags), "%u", r->flags);
-		/* Text: seconds after the start, which a person reads; JSON:
-		 * the driver's CLOCK_MONOTONIC nanoseconds as they are. */
-		if (json)
-			snprintf(ts, sizeof(ts), "%" PRIu64, r->timestamp_ns);
-		else
-			snprintf(ts, sizeof(ts), "%.6f",
-				 ((double)r->timestamp_ns - (double)x->h.start_monotonic_ns) / 1e9);
-		snprintf(off, sizeof(off), "%" PRIu64, r->offset);
-		snprintf(len, sizeof(len), "%u", r->length);
-		if (table_row(t, cells)) {
-			table_free(t);
+	for (int i = 0; i < 6; i++)
+		row[i] = cells[i];
+	if (json) {
+		t = table_new("index", true, cols, sizeof(cols) / sizeof(cols[0]));
+		if (!t)
 			return EX_RUNTIME;
+	} else {
+		printf("%20s %10s %5s %14s %16s %8s\n", "SEQ", "LOST", "FLAGS", "TIME", "OFFSET", "LENGTH");
+	}
+	while ((rc = capidx_next(x, &r, why, sizeof(why))) > 0) {
+		if (x->n - 1 < from || shown >= count)
+			continue;	/* read on: the end record and the torn tail */
+		shown++;
+		cells_of(x, &r, json, cells);
+		if (json) {
+			if (table_row(t, row)) {
+				table_free(t);
+				return EX_RUNTIME;
+			}
+		} else {
+			printf("%20s %10s %5s %14s %16s %8s\n", cells[0], cells[1], cells[2], cells[3],
+			       cells[4], cells[5]);
 		}
 	}
-	return table_print(t);
+	if (rc < 0) {
+		msg("%s", why);
+		if (t)
+			table_free(t);
+		return EX_RUNTIME;
+	}
+	if (json)
+		return table_print(t);
+	if (fflush(stdout) || ferror(stdout)) {
+		msg("standard output: %s", strerror(errno));
+		return EX_RUNTIME;
+	}
+	return EX_GOOD;
 }
 
 int do_inspect(int argc, char **argv)
 {
+	enum { O_FROM = 256 };
 	static const struct option opts[] = {
 		{ "header", no_argument, NULL, 'H' },
+		{ "from", required_argument, NULL, O_FROM },
+		{ "count", required_argument, NULL, 'n' },
 		OPT_JSON,
 		OPT_HELP,
 		{ 0 }
 	};
 	bool header_only = false, json = false;
+	uint64_t from = 0, count = UINT64_MAX;
 	char idx[PATH_MAX], why[256];
+	struct capidx_reader x;
+	struct capidx_rec r;
 	const char *file;
-	struct capidx x;
 	size_t l;
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, "Jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:Jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'H': header_only = true; break;
+		case O_FROM:
+			if (arg_number("--from", optarg, 0, UINT64_MAX, &from))
+				return EX_USAGE;
+			break;
+		case 'n':
+			if (arg_number("-n", optarg, 0, UINT64_MAX, &count))
+				return EX_USAGE;
+			break;
 		case 'J': json = true; break;
 		case 'h':
 			fputs(inspect_help, stdout);
@@ -167,30 +239,34 @@ int do_inspect(int argc, char **argv)
 		snprintf(idx, sizeof(idx), "%s", file);
 	else
 		capidx_path(file, idx, sizeof(idx));
-	if (capidx_load(idx, &x, why, sizeof(why))) {
+	if (capidx_open(&x, idx, why, sizeof(why))) {
 		msg("%s: %s", idx, why);
 		return EX_RUNTIME;
 	}
-	if (header_only || !json) {
-		rc = print_header(&x, idx, json);
-		if (!rc && !header_only) {
-			putchar('\n');
-			rc = print_records(&x, json);
-		}
+	if (header_only) {
+		/* the counts need a pass over the records */
+		while ((rc = capidx_next(&x, &r, why, sizeof(why))) > 0)
+			;
+		rc = rc < 0 ? (msg("%s: %s", idx, why), EX_RUNTIME) : print_header(&x, idx, json, true);
+	} else if (json) {
+		rc = print_records(&x, true, from, count);
 	} else {
-		rc = print_records(&x, json);
+		rc = print_header(&x, idx, false, false);
+		if (!rc) {
+			putchar('\n');
+			rc = print_records(&x, false, from, count);
+		}
+		if (!rc)
+			print_trailer(&x);
 	}
-	if (!rc && !json && !header_only && x.has_end)
-		printf("end: %s, %" PRIu64 " blocks, %" PRIu64 " bytes, driver dropped %" PRIu64 "\n",
-		       reason_name(x.end.flags), x.end.seq, x.end.offset, x.end.lost);
 	/* A torn last record is what a crash leaves: said, not an error. */
-	if (x.torn)
+	if (!rc && x.torn)
 		msg("note: %s: the last %zu record(s) are torn (cut short by a crash): ignored",
 		    idx, x.torn);
 	if (!rc && x.damaged) {
 		msg("%s: %zu damaged records (CRC mismatch) ignored", idx, x.damaged);
 		rc = EX_LOSS;
 	}
-	capidx_free(&x);
+	capidx_close(&x);
 	return rc;
 }

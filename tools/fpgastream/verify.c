@@ -116,40 +116,26 @@ static const char *reason_text(uint32_t reason)
 	}
 }
 
-/* One indexed file of a capture. */
+/* One indexed file of a capture, read record by record. */
 struct vfile {
 	const char *path;
 	const char *idxpath;
-	struct capidx x;
+	struct capidx_reader r;
 	int fd;
 	uint64_t size;		/* of the data (0 for a device: not checked) */
-	uint64_t end;		/* of its last indexed block */
+	uint64_t end;		/* of its last indexed block so far */
+	struct capidx_rec cur;	/* its next record, when have */
+	bool have;
+	unsigned int lines;
 };
 
-/* A block record, and which file it is in. */
-struct vrec {
-	const struct capidx_rec *e;
-	unsigned int f;
-};
-
-static int by_seq(const void *a, const void *b)
+/* Open one file and its index.  0 or EX_RUNTIME, said. */
+static int vfile_open(struct vfile *vf)
 {
-	const struct vrec *x = a, *y = b;
-
-	if (x->e->seq != y->e->seq)
-		return x->e->seq < y->e->seq ? -1 : 1;
-	return x->f < y->f ? -1 : x->f > y->f;
-}
-
-/* Load one file and its index; check the index alone.  0 or EX_RUNTIME. */
-static int vfile_open(struct vfile *vf, struct verify_result *res)
-{
-	struct capidx *x = &vf->x;
 	struct stat st;
 	char why[256];
-	unsigned int lines = 0;
 
-	if (capidx_load(vf->idxpath, x, why, sizeof(why))) {
+	if (capidx_open(&vf->r, vf->idxpath, why, sizeof(why))) {
 		msg("%s: %s", vf->idxpath, why);
 		return EX_RUNTIME;
 	}
@@ -159,10 +145,42 @@ static int vfile_open(struct vfile *vf, struct verify_result *res)
 		return EX_RUNTIME;
 	}
 	vf->size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
-	if (!x->h.block_size || x->h.block_size > (64u << 20)) {
-		msg("%s: a block size of %u bytes", vf->idxpath, x->h.block_size);
+	if (!vf->r.h.block_size || vf->r.h.block_size > (64u << 20)) {
+		msg("%s: a block size of %u bytes", vf->idxpath, vf->r.h.block_size);
 		return EX_RUNTIME;
 	}
+	return 0;
+}
+
+/* Its next record into vf->cur: 0, or EX_RUNTIME.  The data file is a
+ * plain run of blocks: each record must name the next one. */
+static int vfile_advance(struct vfile *vf, struct verify_result *res)
+{
+	char why[256];
+	int rc = capidx_next(&vf->r, &vf->cur, why, sizeof(why));
+
+	if (rc < 0) {
+		msg("%s: %s", vf->idxpath, why);
+		return EX_RUNTIME;
+	}
+	vf->have = rc > 0;
+	if (!vf->have)
+		return 0;
+	if (vf->cur.length != vf->r.h.block_size || vf->cur.offset != vf->end) {
+		if (vf->lines++ < MAX_REPORTS)
+			msg("%s: index record %" PRIu64 " names %u bytes at offset %" PRIu64 ", not the next block at %" PRIu64,
+			    vf->idxpath, vf->r.n - 1, vf->cur.length, vf->cur.offset, vf->end);
+		res->bad++;
+	}
+	vf->end = vf->cur.offset + vf->cur.length;
+	return 0;
+}
+
+/* After its last record: what the index says of how it ended. */
+static void vfile_done(struct vfile *vf, struct verify_result *res)
+{
+	struct capidx_reader *x = &vf->r;
+
 	if (x->torn)
 		msg("%s: the last %zu index record%s torn (a crash mid-write): ignored", vf->idxpath,
 		    x->torn, x->torn == 1 ? " is" : "s are");
@@ -172,19 +190,6 @@ static int vfile_open(struct vfile *vf, struct verify_result *res)
 	}
 	if (x->after_end)
 		msg("%s: %zu records after the end record: ignored", vf->idxpath, x->after_end);
-	/* The data file is a plain run of blocks: each record names the
-	 * next one. */
-	for (size_t i = 0; i < x->n; i++) {
-		const struct capidx_rec *e = &x->recs[i];
-
-		if (e->length != x->h.block_size || e->offset != vf->end) {
-			if (lines++ < MAX_REPORTS)
-				msg("%s: index record %zu names %u bytes at offset %" PRIu64 ", not the next block at %" PRIu64,
-				    vf->idxpath, i, e->length, e->offset, vf->end);
-			res->bad++;
-		}
-		vf->end = e->offset + e->length;
-	}
 	if (vf->size > vf->end) {
 		res->unindexed += vf->size - vf->end;
 		msg("note: %s: %" PRIu64 " bytes after the last indexed block were not synced and indexed when the capture stopped: not checked",
@@ -196,17 +201,19 @@ static int vfile_open(struct vfile *vf, struct verify_result *res)
 	else if (x->end.flags != CAPIDX_DONE && x->end.flags != CAPIDX_SIGNAL && x->end.flags != CAPIDX_ROTATED)
 		msg("note: %s: the capture stopped because %s", vf->idxpath, reason_text(x->end.flags));
 	if (x->has_end && x->end.seq != x->n) {
-		msg("%s: the end record counts %" PRIu64 " blocks, the index holds %zu", vf->idxpath,
+		msg("%s: the end record counts %" PRIu64 " blocks, the index holds %" PRIu64, vf->idxpath,
 		    x->end.seq, x->n);
 		res->bad++;
 	}
-	return 0;
+	res->complete &= x->has_end;
 }
 
 /*
  * Check @nfiles data files with their indexes as one capture: a file of its
  * own, or the files of a striped (-o a -o b) or rotated (-C, -G) capture,
- * whose records merge by sequence number into the stream.
+ * whose records merge by sequence number into the stream.  Each index is
+ * read record by record, so that a capture of hours takes no more memory
+ * than one of seconds.
  */
 static int verify_indexed(const char *const *files, const char *const *idxpaths, unsigned int nfiles,
 			  bool seed_given, uint64_t seed, bool json)
@@ -215,12 +222,10 @@ static int verify_indexed(const char *const *files, const char *const *idxpaths,
 				     .nfiles = nfiles };
 	struct verifier v = { 0 };
 	struct vfile *vf = calloc(nfiles, sizeof(*vf));
-	struct vrec *recs = NULL;
-	uint64_t driver_dropped = 0, stripes = 0;
+	uint64_t driver_dropped = 0, stripes = 0, prev_seq = 0;
 	unsigned int lines = 0;
-	bool whole;
-	size_t n = 0, total = 0;
 	uint8_t *block = NULL;
+	bool whole, have_prev = false;
 	int rc = EX_RUNTIME;
 
 	if (!vf) {
@@ -228,82 +233,93 @@ static int verify_indexed(const char *const *files, const char *const *idxpaths,
 		return EX_RUNTIME;
 	}
 	for (unsigned int i = 0; i < nfiles; i++) {
-		vf[i].fd = -1;
+		vf[i].fd = vf[i].r.fd = -1;
 		vf[i].path = files[i];
 		vf[i].idxpath = idxpaths[i];
-		if (vfile_open(&vf[i], &res))
+	}
+	for (unsigned int i = 0; i < nfiles; i++) {
+		if (vfile_open(&vf[i]))
 			goto out;
-		total += vf[i].x.n;
-		if (vf[i].x.h.stripe_count > 1 && vf[i].x.h.stripe_index < 64)
-			stripes |= 1ull << vf[i].x.h.stripe_index;
-		res.complete &= vf[i].x.has_end;
-		if (vf[i].x.has_end && vf[i].x.end.lost > driver_dropped)
-			driver_dropped = vf[i].x.end.lost;
-		if (vf[i].x.h.block_size != vf[0].x.h.block_size) {
+		if (vf[i].r.h.stripe_count > 1 && vf[i].r.h.stripe_index < 64)
+			stripes |= 1ull << vf[i].r.h.stripe_index;
+		if (vf[i].r.h.block_size != vf[0].r.h.block_size) {
 			msg("%s: blocks of %u bytes, %s's are %u: not one capture", files[i],
-			    vf[i].x.h.block_size, files[0], vf[0].x.h.block_size);
+			    vf[i].r.h.block_size, files[0], vf[0].r.h.block_size);
 			goto out;
 		}
+		if (vfile_advance(&vf[i], &res))
+			goto out;
 	}
-	res.seed = v.seed = seed_given ? seed : (vf[0].x.h.flags & CAPIDX_F_SEED) ? vf[0].x.h.seed : 0;
-	recs = malloc((total + 1) * sizeof(*recs));
-	block = malloc(vf[0].x.h.block_size);
-	if (!recs || !block) {
+	res.seed = v.seed = seed_given ? seed : (vf[0].r.h.flags & CAPIDX_F_SEED) ? vf[0].r.h.seed : 0;
+	block = malloc(vf[0].r.h.block_size);
+	if (!block) {
 		msg("out of memory");
 		goto out;
 	}
-	for (unsigned int i = 0; i < nfiles; i++)
-		for (size_t j = 0; j < vf[i].x.n; j++)
-			recs[n++] = (struct vrec){ .e = &vf[i].x.recs[j], .f = i };
-	if (nfiles > 1)
-		qsort(recs, n, sizeof(*recs), by_seq);
 	/* One stripe alone has the others' blocks missing by design; with
 	 * every stripe (or none), a gap in seq that no record's lost
 	 * explains is blocks of the stream in none of these files. */
-	whole = !stripes || stripes == (vf[0].x.h.stripe_count >= 64 ? ~0ull :
-					 (1ull << vf[0].x.h.stripe_count) - 1);
+	whole = !stripes || stripes == (vf[0].r.h.stripe_count >= 64 ? ~0ull :
+					 (1ull << vf[0].r.h.stripe_count) - 1);
 
-	for (size_t i = 0; i < n; i++) {
-		const struct capidx_rec *e = recs[i].e;
-		struct vfile *f = &vf[recs[i].f];
-		struct fpgastream_record r = {
+	for (;;) {
+		struct vfile *f = NULL;
+		const struct capidx_rec *e;
+		struct fpgastream_record r;
+		int err;
+
+		for (unsigned int i = 0; i < nfiles; i++)
+			if (vf[i].have && (!f || vf[i].cur.seq < f->cur.seq))
+				f = &vf[i];
+		if (!f)
+			break;
+		e = &f->cur;
+		r = (struct fpgastream_record){
 			.data = block, .seq = e->seq, .offset = e->offset, .length = e->length,
 			.flags = e->flags, .lost = e->lost, .timestamp_ns = e->timestamp_ns,
 		};
-		int err;
-
 		if (e->lost) {
 			if (lines++ < MAX_REPORTS)
 				msg("%s: %" PRIu64 " blocks lost before seq %" PRIu64 " (data offset %" PRIu64 ")",
 				    f->path, e->lost, e->seq, e->offset);
 			res.lost += e->lost;
 		}
-		if (i && e->seq == recs[i - 1].e->seq) {
+		if (have_prev && e->seq == prev_seq) {
 			msg("%s: seq %" PRIu64 " is indexed twice", f->path, e->seq);
 			res.bad++;
-			continue;
+			goto next;
 		}
-		if (whole && i && e->seq - recs[i - 1].e->seq - 1 > e->lost) {
-			uint64_t gap = e->seq - recs[i - 1].e->seq - 1 - e->lost;
+		if (whole && have_prev && e->seq - prev_seq - 1 > e->lost) {
+			uint64_t gap = e->seq - prev_seq - 1 - e->lost;
 
 			msg("%s: %" PRIu64 " blocks before seq %" PRIu64 " are in none of the files given (a file of the rotation, or a stripe, left out?)",
 			    f->path, gap, e->seq);
 			res.missing += gap;
 		}
-		if (e->length != f->x.h.block_size)
-			continue;	/* said by vfile_open() */
+		prev_seq = e->seq;
+		have_prev = true;
+		if (e->length != f->r.h.block_size)
+			goto next;	/* said by vfile_advance() */
 		err = read_at(f->fd, block, e->length, e->offset);
 		if (err) {
 			msg("%s: the index names data at offset %" PRIu64 " beyond the end of the file (%s)",
 			    f->path, e->offset, err < 0 ? strerror(-err) : "missing");
 			res.bad++;
-			continue;
+			goto next;
 		}
 		verify_record(&v, &r);
 		if (!res.blocks)
 			res.first = le64toh(*(uint64_t *)block);
 		res.last = le64toh(*(uint64_t *)block);
 		res.blocks++;
+next:
+		if (vfile_advance(f, &res))
+			goto out;
+	}
+	for (unsigned int i = 0; i < nfiles; i++) {
+		vfile_done(&vf[i], &res);
+		if (vf[i].r.has_end && vf[i].r.end.lost > driver_dropped)
+			driver_dropped = vf[i].r.end.lost;
 	}
 	res.bad += v.bad;
 	/* Drops the data shows that no record reported: the driver's final
@@ -327,10 +343,9 @@ out:
 	for (unsigned int i = 0; i < nfiles; i++) {
 		if (vf[i].fd >= 0)
 			close(vf[i].fd);
-		capidx_free(&vf[i].x);
+		capidx_close(&vf[i].r);
 	}
 	free(vf);
-	free(recs);
 	free(block);
 	return rc;
 }
