@@ -404,12 +404,13 @@ static bool is_bool(const struct jval *v, bool want)
 TEST_F(json, capture_verify_inspect)
 {
 	static const char *const cap_keys[] = {
-		"device", "blocks", "bytes", "lost", "elapsed_ms", "bytes_per_second",
+		"device", "blocks", "bytes", "lost", "clobbered", "elapsed_ms", "bytes_per_second",
 		"overwritten", "dropped", "files", "stopped_by", "signal", "error",
 		"verified", "bad", "exit_status", NULL
 	};
 	static const char *const ver_keys[] = {
-		"file", "files", "indexed", "complete", "blocks", "bad", "lost", "missing", "first", "last",
+		"file", "files", "indexed", "complete", "blocks", "bad", "lost", "missing", "clobbered",
+		"clobbered_bad", "first", "last",
 		"seed", "unindexed_bytes", NULL
 	};
 	static const char *const rec_keys[] = {

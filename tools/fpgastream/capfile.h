@@ -25,6 +25,11 @@
 #define CAPIDX_F_OVERWRITE	(1u << 1)	/* captured in overwrite mode */
 #define CAPIDX_F_DIRECT		(1u << 2)	/* the data file was written with O_DIRECT */
 
+/* Record flags: the driver's (FPGASTREAM_BLOCK_*) and the tool's */
+#define CAPIDX_F_CLOBBERED	(1u << 31)	/* overwrite mode: the board may have
+						 * written over the block before its
+						 * write to the file was done */
+
 /* Record kinds */
 #define CAPIDX_BLOCK		1	/* one block of the data file */
 #define CAPIDX_END		2	/* the file was closed cleanly */

@@ -401,6 +401,16 @@ static void header_template(struct capture *c, struct capidx_header *h)
 
 /* ---- the stream ---- */
 
+/* For cw_watch_board(): how far the board has got. */
+static int board_completed(void *ctx, uint64_t *completed)
+{
+	struct fpgastream_stats st;
+	int err = fpgastream_stats(ctx, &st);
+
+	*completed = st.blocks_completed;
+	return err;
+}
+
 /* Blocks the board has filled and not had back, as a share of the ring. */
 static unsigned int ring_fill(struct capture *c)
 {
@@ -627,6 +637,9 @@ static int capture_summary(struct capture *c, int rc)
 	msg("lost %" PRIu64 " blocks (driver: %" PRIu64 " overwritten, %" PRIu64 " dropped at the source)%s",
 	    k.lost, (uint64_t)st.blocks_overwritten, (uint64_t)st.blocks_dropped,
 	    o->overwrite ? "; overwrite mode" : "");
+	if (k.clobbered)
+		msg("%" PRIu64 " blocks may hold data the board wrote over them before their write was done (overwrite mode, the writer a ring behind): flagged in the index",
+		    k.clobbered);
 	if (o->verify)
 		verify_done(&c->v, st.blocks_dropped);
 
@@ -643,7 +656,7 @@ static int capture_summary(struct capture *c, int rc)
 	} else if (c->files_done) {
 		stopped = "files";
 	}
-	if (rc == EX_GOOD && (k.lost || (o->verify && c->v.bad)))
+	if (rc == EX_GOOD && (k.lost || k.clobbered || (o->verify && c->v.bad)))
 		rc = EX_LOSS;
 	if (rc == EX_GOOD && o->limit != UINT64_MAX && k.blocks < o->limit && !stop_signal &&
 	    !c->files_done) {
@@ -659,6 +672,7 @@ static int capture_summary(struct capture *c, int rc)
 	kv(j, "blocks", OUT_NUM, NULL, "%" PRIu64, k.blocks);
 	kv(j, "bytes", OUT_NUM, NULL, "%" PRIu64, k.bytes);
 	kv(j, "lost", OUT_NUM, NULL, "%" PRIu64, k.lost);
+	kv(j, "clobbered", OUT_NUM, NULL, "%" PRIu64, k.clobbered);
 	kv(j, "elapsed_ms", OUT_NUM, NULL, "%" PRIu64, (uint64_t)(dt * 1000));
 	kv(j, "bytes_per_second", OUT_NUM, NULL, "%" PRIu64, dt > 0 ? (uint64_t)(k.bytes / dt) : 0);
 	kv(j, "overwritten", OUT_NUM, NULL, "%" PRIu64, (uint64_t)st.blocks_overwritten);
@@ -738,21 +752,31 @@ int do_capture(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	cap.progress = !o.quiet && isatty(STDERR_FILENO);
 
+	/* io_uring and its registration of the buffer before the start, so
+	 * that the board (in overwrite mode not waiting) is not kept waiting
+	 * for them; the outputs only after it: a board that cannot start
+	 * leaves them be. */
+	if (cw_new(&cap.w, &o.w, buf.base, buf.length, info.block_size)) {
+		rc = EX_RUNTIME;
+		goto out;
+	}
 	rc = fpgastream_start(cap.h, o.overwrite ? 0 : FPGASTREAM_START_FLOW_CONTROL,
 			      (unsigned)o.coal, (unsigned)o.coal_us);
 	if (rc) {
 		msg("%s", fpgastream_last_error(cap.h));
+		cw_close(cap.w, CAPIDX_BOARD, 0);
 		rc = EX_RUNTIME;
 		goto out;
 	}
-	/* The outputs only now: a board that cannot start leaves them be. */
 	header_template(&cap, &tmpl);
-	if (cw_open(&cap.w, &o.w, &tmpl, buf.base, buf.length)) {
+	if (cw_open_files(cap.w, &tmpl)) {
 		cw_close(cap.w, CAPIDX_IOERR, 0);
 		fpgastream_stop(cap.h);
 		rc = EX_RUNTIME;
 		goto out;
 	}
+	if (o.overwrite)
+		cw_watch_board(cap.w, board_completed, cap.h, cap.m.nr_blocks);
 	cap.t0 = cap.last_progress = cap.last_status = now_s();
 	rc = capture_run(&cap);
 	rc = capture_summary(&cap, rc);

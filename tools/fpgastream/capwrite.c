@@ -64,6 +64,7 @@ struct cw_file {
 
 struct cw_chunk {
 	enum chunk_state state;
+	uint64_t board_after;	/* the board's blocks_completed once the write was done */
 	struct cw_file *f;
 	uint64_t off;		/* in the file */
 	char *data;		/* in the buffer */
@@ -103,6 +104,10 @@ struct capwriter {
 	double last_sync;
 	bool said_page_cache;
 	unsigned int files_opened;
+	int (*board_pos)(void *ctx, uint64_t *completed);	/* overwrite mode */
+	void *board_ctx;
+	uint64_t ring_blocks;
+	uint64_t clobbered;
 };
 
 static uint64_t mono_ns(void)
@@ -558,8 +563,8 @@ static void file_close(struct capwriter *w, struct cw_file *f, enum capidx_reaso
 
 /* ---- the writer ---- */
 
-int cw_open(struct capwriter **wp, const struct cw_opts *o, const struct capidx_header *tmpl,
-	    void *base, size_t len)
+int cw_new(struct capwriter **wp, const struct cw_opts *o, void *base, size_t len,
+	   uint32_t block_size)
 {
 	struct capwriter *w = calloc(1, sizeof(*w));
 	unsigned int depth = o->depth ? o->depth : 32;
@@ -571,10 +576,9 @@ int cw_open(struct capwriter **wp, const struct cw_opts *o, const struct capidx_
 	}
 	*wp = w;
 	w->o = o;
-	w->tmpl = *tmpl;
 	w->base = base;
 	w->len = len;
-	w->bs = tmpl->block_size ? tmpl->block_size : BLOCK_SIZE;
+	w->bs = block_size ? block_size : BLOCK_SIZE;
 	w->open = -1;
 	w->last_sync = now_s();
 	w->nchunks = depth + 1;
@@ -608,6 +612,15 @@ int cw_open(struct capwriter **wp, const struct cw_opts *o, const struct capidx_
 	w->nfiles = o->noutputs;
 	for (unsigned int i = 0; i < w->nfiles; i++)
 		w->files[i].fd = w->files[i].idxfd = -1;
+	return 0;
+}
+
+int cw_open_files(struct capwriter *w, const struct capidx_header *tmpl)
+{
+	int err;
+
+	w->tmpl = *tmpl;
+	w->last_sync = now_s();
 	for (unsigned int i = 0; i < w->nfiles; i++) {
 		err = file_open(w, &w->files[i], i, 0);
 		if (err)
@@ -620,6 +633,22 @@ int cw_open(struct capwriter **wp, const struct cw_opts *o, const struct capidx_
 int cw_pollfd(const struct capwriter *w)
 {
 	return w->uring ? w->ring.ring_fd : -1;
+}
+
+void cw_watch_board(struct capwriter *w, int (*pos)(void *ctx, uint64_t *completed), void *ctx,
+		    uint64_t ring_blocks)
+{
+	w->board_pos = pos;
+	w->board_ctx = ctx;
+	w->ring_blocks = ring_blocks;
+}
+
+int cw_open(struct capwriter **wp, const struct cw_opts *o, const struct capidx_header *tmpl,
+	    void *base, size_t len)
+{
+	int err = cw_new(wp, o, base, len, tmpl->block_size);
+
+	return err ? err : cw_open_files(*wp, tmpl);
 }
 
 bool cw_failed(const struct capwriter *w)
@@ -679,13 +708,26 @@ static int q_push(struct capwriter *w, const struct fpgastream_record *r, int ch
 }
 
 /* A block's write finished, and every one before it: it counts. */
-static void count_block(struct capwriter *w, struct cw_file *f, const struct fpgastream_record *r,
+static void count_block(struct capwriter *w, struct cw_chunk *c, const struct fpgastream_record *r,
 			uint64_t off)
 {
+	struct cw_file *f = c->f;
 	struct capidx_rec e = {
 		.kind = CAPIDX_BLOCK, .length = r->length, .seq = r->seq, .lost = r->lost,
 		.timestamp_ns = r->timestamp_ns, .offset = off, .flags = r->flags,
 	};
+
+	/*
+	 * In overwrite mode the board writes block seq + N into this block's
+	 * place in the ring of N once it has completed seq + N - 1: if it had
+	 * got that far before the write was done, the file may hold some of
+	 * the newer block.  Flag it (conservatively: the board may only have
+	 * been about to).
+	 */
+	if (w->board_pos && w->ring_blocks && c->board_after + 1 >= r->seq + w->ring_blocks) {
+		e.flags |= CAPIDX_F_CLOBBERED;
+		w->clobbered++;
+	}
 
 	if (pend_add(f, &e)) {
 		cw_fail(w, f->idxpath, ENOMEM, "index");
@@ -728,7 +770,7 @@ static void consume(struct capwriter *w)
 		for (uint32_t i = 0; i < c->nrec; i++) {
 			e = q_at(w, 0);
 			if (counting && i < ok)
-				count_block(w, c->f, &e->r, c->off + (uint64_t)i * w->bs);
+				count_block(w, c, &e->r, c->off + (uint64_t)i * w->bs);
 			w->qhead = (w->qhead + 1) % w->qcap;
 			w->qlen--;
 			w->done++;
@@ -740,6 +782,8 @@ static void consume(struct capwriter *w)
 
 static void finish_chunk(struct capwriter *w, struct cw_chunk *c, int err)
 {
+	if (w->board_pos && w->board_pos(w->board_ctx, &c->board_after))
+		c->board_after = UINT64_MAX - w->ring_blocks;	/* unknown: assume the worst */
 	if (err || c->done < c->len) {
 		c->state = C_FAILED;
 		cw_fail(w, c->f->path, err, "write");
@@ -1031,6 +1075,7 @@ void cw_counts(const struct capwriter *w, struct cw_counts *c)
 	c->blocks = w->blocks;
 	c->bytes = w->bytes;
 	c->lost = w->lost;
+	c->clobbered = w->clobbered;
 	c->records = w->records;
 	c->files = w->files_opened;
 	c->error = w->error;

@@ -50,10 +50,16 @@ struct capwriter;
 int cw_check(const struct cw_opts *o);
 
 /*
- * Open the outputs.  @tmpl: the header fields every index of this capture
- * shares (board, versions, seed, start time).  @base/@len: the mapped
- * buffer, registered with io_uring.  0 or -errno, said.
+ * A writer, in two steps: cw_new() sets up io_uring and registers the
+ * mapped buffer @base/@len with it (before the board starts: in overwrite
+ * mode the board does not wait for that); cw_open_files() opens the
+ * outputs (once it has started).  @tmpl: the header fields every index of
+ * this capture shares (board, versions, seed, start time).  Each returns
+ * 0 or -errno, said; cw_open() does both.
  */
+int cw_new(struct capwriter **wp, const struct cw_opts *o, void *base, size_t len,
+	   uint32_t block_size);
+int cw_open_files(struct capwriter *w, const struct capidx_header *tmpl);
 int cw_open(struct capwriter **wp, const struct cw_opts *o, const struct capidx_header *tmpl,
 	    void *base, size_t len);
 
@@ -70,6 +76,15 @@ void cw_reap(struct capwriter *w, bool wait);
 /* Records at the head that are done (written, failed or passed) since the
  * last call: give them back to the board. */
 uint64_t cw_take_done(struct capwriter *w);
+/*
+ * Overwrite mode: the board does not wait for blocks to be written.  @pos
+ * says how many blocks it has completed (the driver's blocks_completed);
+ * the writer asks once a write is done, and a block the board may have
+ * written over before then (it is @ring_blocks behind) is flagged
+ * CAPIDX_F_CLOBBERED in the index and counted.
+ */
+void cw_watch_board(struct capwriter *w, int (*pos)(void *ctx, uint64_t *completed), void *ctx,
+		    uint64_t ring_blocks);
 /* The writer has failed: stop feeding it. */
 bool cw_failed(const struct capwriter *w);
 /* Free it, after cw_close() (NULL is ignored). */
@@ -91,6 +106,7 @@ enum cw_error cw_close(struct capwriter *w, enum capidx_reason reason, uint64_t 
  * indexed), and what the writer said of itself. */
 struct cw_counts {
 	uint64_t blocks, bytes, lost;	/* written, in stream order */
+	uint64_t clobbered;		/* of them, flagged CAPIDX_F_CLOBBERED */
 	uint64_t records;		/* records whose write finished, or passed */
 	unsigned int files;		/* data files opened */
 	enum cw_error error;
