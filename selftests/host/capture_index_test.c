@@ -400,6 +400,10 @@ static void test_writer(bool uring)
 	report(e == CW_OK && size_of(o.outputs[0]) == 20 * BS && agrees(o.outputs[0], 20, false, true),
 	       "%s: --force truncates the file and its index", how);
 	o.force = false;
+	unlink(o.outputs[0]);
+	e = cw_check(&o) ? CW_IOERR : stream(&o, 7, false, &k);
+	report(e == CW_OK && agrees(o.outputs[0], 7, false, true),
+	       "%s: an index whose data file is gone is replaced without --force", how);
 
 	/* striped */
 	snprintf(name, sizeof(name), "stripe-a-%s.bin", how);
@@ -444,7 +448,7 @@ static void test_writer(bool uring)
 	       "%s: -C 4 blocks: 10 blocks in files .0 .1 .2 of 4, 4 and 2", how);
 	unlink(path(name));
 	report(cw_check(&o) == EX_EXISTS,
-	       "%s: a rotation again is refused: .1, .2 and the indexes are in the way (even without .0)", how);
+	       "%s: a rotation again is refused: .1 and .2 are in the way (even without .0)", how);
 	/* -W 2: a ring of two files */
 	snprintf(name, sizeof(name), "ring-%s", how);
 	o.outputs[0] = path(name);

@@ -170,13 +170,19 @@ static void index_name(const struct cw_opts *o, const char *data, char *buf, siz
 		capidx_path(data, buf, len);
 }
 
-/* May @path be written?  0, or an exit status, said. */
-static int check_path(const struct cw_opts *o, const char *path, bool data)
+/* May @path be written?  0, or an exit status, said.  @data: the data
+ * file; else its index, @data_exists says whether that exists. */
+static int check_path(const struct cw_opts *o, const char *path, bool data, bool data_exists)
 {
 	char dir[PATH_MAX];
 	struct stat st;
 
 	if (!stat(path, &st)) {
+		/* An index whose data file is gone names nothing: replaced. */
+		if (!data && !data_exists && S_ISREG(st.st_mode) && !o->force) {
+			msg("note: %s: its data file is gone: replacing this stale index", path);
+			return 0;
+		}
 		if (S_ISBLK(st.st_mode) && data && !o->force) {
 			msg("%s is a block device: writing over it needs --force", path);
 			return EX_EXISTS;
@@ -204,8 +210,9 @@ static int check_path(const struct cw_opts *o, const char *path, bool data)
 	return 0;
 }
 
-/* A file of an earlier rotation of @out: OUT.N or OUT.N.idx, in its
- * directory; its name in @found.  A rotation would write over it. */
+/* A data file of an earlier rotation of @out, OUT.N, in its directory;
+ * its name in @found.  A rotation would write over it.  (An OUT.N.idx
+ * without its OUT.N is stale: replaced.) */
 static bool rotated_file_exists(const char *out, char *found, size_t len)
 {
 	char d[PATH_MAX], b[PATH_MAX];
@@ -224,8 +231,7 @@ static bool rotated_file_exists(const char *out, char *found, size_t len)
 		const char *n = e->d_name + blen + 1;
 		size_t digits = strspn(n, "0123456789");
 
-		hit = !strncmp(e->d_name, base, blen) && e->d_name[blen] == '.' && digits &&
-		      (!n[digits] || !strcmp(n + digits, CAPIDX_SUFFIX));
+		hit = !strncmp(e->d_name, base, blen) && e->d_name[blen] == '.' && digits && !n[digits];
 		if (hit && snprintf(found, len, "%s/%s", d, e->d_name) >= (int)len)
 			snprintf(found, len, "%s", e->d_name);	/* (a name too long to say whole) */
 	}
@@ -240,8 +246,12 @@ int cw_check(const struct cw_opts *o)
 	int rc;
 
 	for (unsigned int i = 0; i < o->noutputs; i++) {
-		if (!strcmp(o->outputs[i], "-"))
+		if (!strcmp(o->outputs[i], "-")) {
+			/* standard output: only an --index to check */
+			if (o->index && (rc = check_path(o, o->index, false, true)))
+				return rc;
 			continue;
+		}
 		/* A rotation writes FILE.0, FILE.1, ...: any of an earlier
 		 * run is in the way. */
 		if (rotating(o) && !o->force && rotated_file_exists(o->outputs[i], idx, sizeof(idx))) {
@@ -250,11 +260,11 @@ int cw_check(const struct cw_opts *o)
 			return EX_EXISTS;
 		}
 		data_name(o, i, 0, data, sizeof(data));
-		rc = check_path(o, data, true);
+		rc = check_path(o, data, true, false);
 		if (rc)
 			return rc;
 		index_name(o, data, idx, sizeof(idx));
-		if (idx[0] && (rc = check_path(o, idx, false)))
+		if (idx[0] && (rc = check_path(o, idx, false, !access(data, F_OK))))
 			return rc;
 	}
 	return 0;
@@ -308,11 +318,14 @@ static int file_open(struct capwriter *w, struct cw_file *f, unsigned int i, uns
 	struct capidx_header h = w->tmpl;
 	char *slash;
 
+	bool data_existed;
+
 	memset(f, 0, sizeof(*f));
 	f->fd = f->idxfd = -1;
 	f->number = number;
 	f->opened = now_s();
 	data_name(o, i, number, f->path, sizeof(f->path));
+	data_existed = !strcmp(f->path, "-") || !stat(f->path, &st);
 	if (!strcmp(f->path, "-")) {
 		f->fd = STDOUT_FILENO;
 	} else {
@@ -350,7 +363,8 @@ static int file_open(struct capwriter *w, struct cw_file *f, unsigned int i, uns
 
 	index_name(o, f->path, f->idxpath, sizeof(f->idxpath));
 	if (f->idxpath[0]) {
-		f->idxfd = open_out(f->idxpath, false, o->force || ours, &is_new);
+		/* A new data file's index may replace a stale one. */
+		f->idxfd = open_out(f->idxpath, false, o->force || ours || !data_existed, &is_new);
 		if (f->idxfd < 0) {
 			int err = errno;
 
