@@ -28,8 +28,9 @@
 
 static const char capture_help[] =
 "usage: fpgastream capture [-d DEV] [-b BUFSIZE] [-n BLOCKS | -s BYTES | -t DURATION]\n"
-"                          [-o FILE|- [-o FILE...]] [--force] [-C SIZE] [-G DURATION] [-W N]\n"
-"                          [--overwrite] [--hugepages 2M|1G|none] [--numa N|none]\n"
+"                          [-o FILE|- [-o FILE...]] [--force]\n"
+"                          [-C SIZE] [-G DURATION] [-W N] [--overwrite]\n"
+"                          [--hugepages 2M|1G|none] [--numa N|none]\n"
 "                          [--verify[=SEED]] [--seed SEED] [--sync DURATION]\n"
 "                          [--status-interval DURATION] [-J] [-q] ...\n"
 "\n"
@@ -61,7 +62,7 @@ HELP_DEVICE
 "      --hugepages SIZE   page size of the buffer: 2M (default; falls back to 4 KiB\n"
 "                         pages), 1G (falls back to 2M, then 4 KiB), or none (4 KiB\n"
 "                         pages, which work only behind an IOMMU)\n"
-"      --numa N|none      put the buffer on NUMA node N (default: the board's node)\n"
+"      --numa N|none      put the buffer on NUMA node N (default: the board's)\n"
 "      --verify[=SEED]    check every block against the reference device's pattern\n"
 "                         with SEED (default 0: the tool never reads the device's\n"
 "                         seed) and the sequence\n"
