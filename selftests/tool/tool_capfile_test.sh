@@ -86,6 +86,15 @@ index_sane() {
 sum_lost() { records "$1" | awk '{ s += $2 } END { print s + 0 }'; }
 captured() { sed -n 's/.*captured \([0-9]*\) blocks.*/\1/p' "$1" | head -n 1; }
 header() { fpgastream inspect --header "$1" 2>/dev/null | sed -n "s/^$2: *//p"; }
+# given_back: the last capture gave every block it received back to the
+# board (STATS: released = announced), however it ended
+given_back() {
+	fpgastream stats -J >"$T/gb.json" 2>&1
+	a=$(jnum "$T/gb.json" blocks_announced)
+	r=$(jnum "$T/gb.json" blocks_released)
+	echo "# blocks_announced $a, blocks_released $r"
+	[ -n "$a" ] && [ "$a" = "$r" ]
+}
 
 # --- a plain capture: data and index agree, verify uses the index ---
 fpgastream capture -n 200 -b 4M -o "$T/c.bin" --verify=$SEED 2>"$T/c.err"
@@ -242,6 +251,7 @@ if mount -t tmpfs -o size=4m tmpfs "$T/small"; then
 		echo "# summary $b, file $(size_of "$T/small/f.bin") bytes, $(nrecords "$T/small/f.bin") records"
 		show "$T/full.json"
 	fi
+	check "... every block it received went back to the board" given_back
 	fpgastream verify "$T/small/f.bin" >"$T/fullv.out" 2>&1
 	expect "... and the file verifies" 0 $? "$T/fullv.out" "$b blocks, sequence 0\\.\\.$((b - 1)), 0 lost, 0 bad"
 	check "the page cache on tmpfs: the tool says O_DIRECT is refused" \
@@ -255,6 +265,7 @@ rmdir "$T/small" 2>/dev/null
 fpgastream capture -n 50 -b 4M -o /dev/full -J >"$T/devfull.json" 2>"$T/devfull.err"
 rc=$?
 expect "capture into /dev/full exits 4" 4 $rc "$T/devfull.err" "/dev/full: write: No space left on device"
+check "... every block it received went back to the board" given_back
 check "... and counts nothing: captured 0 blocks, JSON bytes 0" \
 	sh -c "grep -q 'captured 0 blocks (0 B)' '$T/devfull.err' && [ '$(jnum "$T/devfull.json" bytes)' = 0 ] &&
 	       [ '$(jnum "$T/devfull.json" exit_status)' = 4 ]"
@@ -387,6 +398,7 @@ rc=$?
 emu $EMU_RATE 0
 expect "-G 1 -W 2 stops by itself after two files" 0 $rc "$T/gw.err" "the last file \\(-W\\) is full"
 check "... g.0 and g.1, no g.2" sh -c "[ -s '$T/g.0' ] && [ -s '$T/g.1' ] && [ ! -e '$T/g.2' ]"
+check "... and every block it received went back to the board" given_back
 rm -f "$T"/g.*
 
 # --- striping ---

@@ -987,6 +987,17 @@ static struct cw_file *pick_file(struct capwriter *w)
 	return best;
 }
 
+/* A record that is not written: it goes back to the board in its turn,
+ * after those before it.  0 or -ENOMEM. */
+static int pass(struct capwriter *w, const struct fpgastream_record *r)
+{
+	if (w->qlen)
+		return q_push(w, r, -1);
+	w->done++;
+	w->records++;
+	return 0;
+}
+
 int cw_add(struct capwriter *w, const struct fpgastream_record *r, bool write)
 {
 	const struct cw_opts *o = w->o;
@@ -1002,13 +1013,8 @@ int cw_add(struct capwriter *w, const struct fpgastream_record *r, bool write)
 			w->bytes += r->length;
 			w->lost += r->lost;
 		}
-		if (w->qlen) {
-			if (q_push(w, r, -1))
-				return -ENOMEM;
-		} else {
-			w->done++;
-			w->records++;
-		}
+		if (pass(w, r))
+			return -ENOMEM;
 		return w->error != CW_OK ? -EIO : 0;
 	}
 	if (rotating(o)) {
@@ -1016,9 +1022,11 @@ int cw_add(struct capwriter *w, const struct fpgastream_record *r, bool write)
 		if (f->queued && ((o->rotate_size && f->queued + r->length > o->rotate_size) ||
 				  (o->rotate_s > 0 && now_s() - f->opened >= o->rotate_s))) {
 			if (o->rotate_files && !o->rotate_size && w->next_number >= o->rotate_files)
-				return 1;
-			if (rotate(w, 0))
+				return pass(w, r) ? -ENOMEM : 1;
+			if (rotate(w, 0)) {
+				pass(w, r);
 				return -EIO;
+			}
 			c = NULL;
 		}
 	}
