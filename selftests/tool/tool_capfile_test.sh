@@ -233,6 +233,7 @@ else
 	not_ok "overwrite mode, a writer that keeps up: nothing flagged, all 300 blocks verify"
 	echo "# exit status $rc, verify $vrc"; show "$T/ow2.json"; show "$T/ow2.err"; show "$T/ow2v.err"
 fi
+check "... every block it received went back to the board (overwrite mode too)" given_back
 rm -f "$T/ow2.bin" "$T/ow2.bin.idx"
 
 # --- a filesystem that fills up ---
@@ -301,6 +302,7 @@ wait $pid
 rc=$?
 emu $EMU_RATE 0
 expect "SIGHUP ends the capture cleanly: exit 0, the summary" 0 $rc "$T/s.err" "captured [1-9][0-9]* blocks.*stopped by signal SIGHUP"
+check "... every block it received went back to the board" given_back
 check "stderr not a terminal: key=value status lines every --status-interval" \
 	sh -c "[ \$(grep -c '^fpgastream capture: status elapsed=[0-9.]*s blocks=[0-9]* bytes=[0-9]* rate=[0-9]*B/s avg=[0-9]*B/s ring=[0-9]*% lost=0 files=1\$' '$T/s.err') -ge 3 ]"
 check "no progress line (carriage returns) when stderr is not a terminal" \
@@ -414,6 +416,7 @@ else
 	not_ok "-o a -o b: 100 blocks striped over the two, each seq in one file"
 	echo "# exit status $rc, $na + $nb"; show "$T/st.err"
 fi
+check "... every block it received went back to the board" given_back
 check "each stripe verifies on its own" \
 	sh -c "fpgastream verify '$T/a.bin' >/dev/null 2>&1 && fpgastream verify '$T/b.bin' >/dev/null 2>&1"
 fpgastream verify "$T/a.bin" "$T/b.bin" >"$T/stv.out" 2>&1
