@@ -443,8 +443,12 @@ emu $EMU_RATE 50
 for node in $(ls -d /sys/devices/system/node/node[0-9]* 2>/dev/null | sed 's/.*node//'); do
 	fpgastream capture -t 3 -b 4M --numa "$node" -o /dev/null 2>"$T/nm.err" &
 	pid=$!
-	sleep 1.5
-	line=$(grep ' huge ' "/proc/$pid/numa_maps" 2>/dev/null | head -n 1)
+	line=
+	for try in 1 2 3 4 5 6 7 8 9 10; do
+		sleep 0.2
+		line=$(grep ' huge ' "/proc/$pid/numa_maps" 2>/dev/null | head -n 1)
+		[ -n "$line" ] && break
+	done
 	wait $pid
 	rc=$?
 	nodes=$(echo "$line" | tr ' ' '\n' | grep -c '^N[0-9]*=')

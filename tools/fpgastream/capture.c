@@ -539,6 +539,7 @@ static int capture_run(struct capture *c)
 			if ((deadline - t) * 1000 < timeout)
 				timeout = (int)((deadline - t) * 1000) + 1;
 		}
+		timeout = cw_timeout_ms(c->w, timeout);
 		if (want_blocks)
 			pfd[npfd++] = (struct pollfd){ .fd = fpgastream_fd(c->h), .events = POLLIN };
 		if (cw_pollfd(c->w) >= 0 && cw_busy(c->w))
@@ -568,6 +569,7 @@ static int capture_run(struct capture *c)
 			}
 		}
 		cw_reap(c->w, false);
+		cw_poll(c->w);
 		if (give_back(c)) {
 			rc = EX_RUNTIME;
 			break;
@@ -776,8 +778,12 @@ int do_capture(int argc, char **argv)
 		rc = EX_RUNTIME;
 		goto out;
 	}
+	/* The driver learns of a completed block within the coalescing time
+	 * or 10 ms (the user ABI's bound), whichever is longer; twice that,
+	 * for a busy machine. */
 	if (o.overwrite)
-		cw_watch_board(cap.w, board_completed, cap.h, cap.m.nr_blocks);
+		cw_watch_board(cap.w, board_completed, cap.h, cap.m.nr_blocks,
+			       2 * (o.coal_us > 10000 ? o.coal_us / 1e6 : 0.010));
 	cap.t0 = cap.last_progress = cap.last_status = now_s();
 	rc = capture_run(&cap);
 	rc = capture_summary(&cap, rc);

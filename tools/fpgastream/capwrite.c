@@ -64,7 +64,7 @@ struct cw_file {
 
 struct cw_chunk {
 	enum chunk_state state;
-	uint64_t board_after;	/* the board's blocks_completed once the write was done */
+	double done_at;		/* when its write was seen done (overwrite mode) */
 	struct cw_file *f;
 	uint64_t off;		/* in the file */
 	char *data;		/* in the buffer */
@@ -107,6 +107,10 @@ struct capwriter {
 	int (*board_pos)(void *ctx, uint64_t *completed);	/* overwrite mode */
 	void *board_ctx;
 	uint64_t ring_blocks;
+	double board_lag;		/* how late the driver may learn of a block */
+	uint64_t board_now;		/* its blocks_completed ... */
+	double board_now_at;		/* ... read then (0: not yet) */
+	double deferred_until;		/* the head waits for board_lag to pass */
 	uint64_t clobbered;
 };
 
@@ -650,8 +654,9 @@ int cw_pollfd(const struct capwriter *w)
 }
 
 void cw_watch_board(struct capwriter *w, int (*pos)(void *ctx, uint64_t *completed), void *ctx,
-		    uint64_t ring_blocks)
+		    uint64_t ring_blocks, double lag_s)
 {
+	w->board_lag = lag_s;
 	w->board_pos = pos;
 	w->board_ctx = ctx;
 	w->ring_blocks = ring_blocks;
@@ -681,7 +686,25 @@ void cw_free(struct capwriter *w)
 
 bool cw_busy(const struct capwriter *w)
 {
-	return w->inflight || w->syncs || w->open >= 0;
+	return w->inflight || w->syncs || w->open >= 0 || w->deferred_until > 0;
+}
+
+static void consume(struct capwriter *w);
+
+int cw_timeout_ms(struct capwriter *w, int max)
+{
+	double left;
+
+	if (!(w->deferred_until > 0))
+		return max;
+	left = (w->deferred_until - now_s()) * 1000 + 1;
+	return left < 0 ? 0 : left < max ? (int)left : max;
+}
+
+void cw_poll(struct capwriter *w)
+{
+	if (w->deferred_until > 0 && now_s() >= w->deferred_until)
+		consume(w);
 }
 
 uint64_t cw_queued(const struct capwriter *w)
@@ -723,7 +746,7 @@ static int q_push(struct capwriter *w, const struct fpgastream_record *r, int ch
 
 /* A block's write finished, and every one before it: it counts. */
 static void count_block(struct capwriter *w, struct cw_chunk *c, const struct fpgastream_record *r,
-			uint64_t off)
+			uint64_t off, uint64_t board_after)
 {
 	struct cw_file *f = c->f;
 	struct capidx_rec e = {
@@ -736,9 +759,11 @@ static void count_block(struct capwriter *w, struct cw_chunk *c, const struct fp
 	 * place in the ring of N once it has completed seq + N - 1: if it had
 	 * got that far before the write was done, the file may hold some of
 	 * the newer block.  Flag it (conservatively: the board may only have
-	 * been about to).
+	 * been about to).  @board_after is the driver's count read board_lag
+	 * after the write was done: by then it knows of every block the board
+	 * had completed when the write was.
 	 */
-	if (w->board_pos && w->ring_blocks && c->board_after + 1 >= r->seq + w->ring_blocks) {
+	if (w->board_pos && w->ring_blocks && board_after + 1 >= r->seq + w->ring_blocks) {
 		e.flags |= CAPIDX_F_CLOBBERED;
 		w->clobbered++;
 	}
@@ -761,6 +786,7 @@ static void count_block(struct capwriter *w, struct cw_chunk *c, const struct fp
 /* Retire the records at the head whose writes finished. */
 static void consume(struct capwriter *w)
 {
+	w->deferred_until = 0;
 	while (w->qlen) {
 		struct cw_qrec *e = q_at(w, 0);
 		struct cw_chunk *c;
@@ -777,6 +803,21 @@ static void consume(struct capwriter *w)
 		c = &w->chunks[e->chunk];
 		if (c->state != C_DONE && c->state != C_FAILED)
 			break;
+		if (w->board_pos) {
+			/* Overwrite mode: how far the board had got when this
+			 * write was done is known board_lag later. */
+			double t = now_s();
+
+			if (t < c->done_at + w->board_lag) {
+				w->deferred_until = c->done_at + w->board_lag;
+				break;
+			}
+			if (w->board_now_at < c->done_at + w->board_lag) {
+				if (w->board_pos(w->board_ctx, &w->board_now))
+					w->board_now = UINT64_MAX - w->ring_blocks;	/* unknown: the worst */
+				w->board_now_at = t;
+			}
+		}
 		ok = c->state == C_DONE ? c->nrec : c->done / w->bs;
 		counting = !w->stop_counting;
 		if (c->state == C_FAILED)
@@ -784,7 +825,7 @@ static void consume(struct capwriter *w)
 		for (uint32_t i = 0; i < c->nrec; i++) {
 			e = q_at(w, 0);
 			if (counting && i < ok)
-				count_block(w, c, &e->r, c->off + (uint64_t)i * w->bs);
+				count_block(w, c, &e->r, c->off + (uint64_t)i * w->bs, w->board_now);
 			w->qhead = (w->qhead + 1) % w->qcap;
 			w->qlen--;
 			w->done++;
@@ -796,8 +837,7 @@ static void consume(struct capwriter *w)
 
 static void finish_chunk(struct capwriter *w, struct cw_chunk *c, int err)
 {
-	if (w->board_pos && w->board_pos(w->board_ctx, &c->board_after))
-		c->board_after = UINT64_MAX - w->ring_blocks;	/* unknown: assume the worst */
+	c->done_at = now_s();
 	if (err || c->done < c->len) {
 		c->state = C_FAILED;
 		cw_fail(w, c->f->path, err, "write");
@@ -958,6 +998,15 @@ void cw_drain(struct capwriter *w)
 	while (w->inflight || w->syncs)
 		cw_reap(w, true);
 	consume(w);
+	while (w->deferred_until > 0) {
+		double left = w->deferred_until - now_s();
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = left > 0 ? (long)(left * 1e9) + 1000 : 0 };
+
+		if (left > 1)
+			ts.tv_sec = 1, ts.tv_nsec = 0;
+		nanosleep(&ts, NULL);
+		consume(w);
+	}
 }
 
 /* The next file of a rotation, after the current one is finished. */

@@ -78,13 +78,20 @@ void cw_reap(struct capwriter *w, bool wait);
 uint64_t cw_take_done(struct capwriter *w);
 /*
  * Overwrite mode: the board does not wait for blocks to be written.  @pos
- * says how many blocks it has completed (the driver's blocks_completed);
- * the writer asks once a write is done, and a block the board may have
- * written over before then (it is @ring_blocks behind) is flagged
- * CAPIDX_F_CLOBBERED in the index and counted.
+ * says how many blocks it has completed (the driver's blocks_completed),
+ * which the driver learns of up to @lag_s late; the writer asks that long
+ * after a write was done, and a block the board may have written over
+ * before then (it is @ring_blocks behind) is flagged CAPIDX_F_CLOBBERED in
+ * the index and counted.  Blocks are retired (and go back to the board)
+ * @lag_s late then: the board does not wait for them anyway.
  */
 void cw_watch_board(struct capwriter *w, int (*pos)(void *ctx, uint64_t *completed), void *ctx,
-		    uint64_t ring_blocks);
+		    uint64_t ring_blocks, double lag_s);
+/* The poll() timeout the writer needs (at most @max ms), and the work it
+ * is for, when the time has come: retiring blocks cw_watch_board() made
+ * wait. */
+int cw_timeout_ms(struct capwriter *w, int max);
+void cw_poll(struct capwriter *w);
 /* The writer has failed: stop feeding it. */
 bool cw_failed(const struct capwriter *w);
 /* Free it, after cw_close() (NULL is ignored). */
