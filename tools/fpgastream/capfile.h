@@ -23,7 +23,8 @@
 /* Header flags */
 #define CAPIDX_F_SEED		(1u << 0)	/* seed is known */
 #define CAPIDX_F_OVERWRITE	(1u << 1)	/* captured in overwrite mode */
-#define CAPIDX_F_DIRECT		(1u << 2)	/* the data file was written with O_DIRECT */
+#define CAPIDX_F_DIRECT		(1u << 2)	/* the data file was written with O_DIRECT,
+						 * all of it */
 
 /* Record flags: the driver's (FPGASTREAM_BLOCK_*) and the tool's */
 #define CAPIDX_F_CLOBBERED	(1u << 31)	/* overwrite mode: the board may have

@@ -60,6 +60,7 @@ struct cw_file {
 	uint64_t snap_blocks, snap_bytes, snap_lost, snap_counted;
 	unsigned int number;	/* in a rotation */
 	double opened;
+	struct capidx_header h;	/* its index's header, rewritten if O_DIRECT is dropped */
 };
 
 struct cw_chunk {
@@ -70,6 +71,10 @@ struct cw_chunk {
 	char *data;		/* in the buffer */
 	uint32_t len, done;
 	uint32_t nrec;
+	/* Its last write went out with O_DIRECT: several are in flight, and
+	 * those submitted before the first refusal come back refused after
+	 * the file has dropped O_DIRECT; they are retried, not failed. */
+	bool direct;
 };
 
 struct cw_qrec {
@@ -381,6 +386,7 @@ static int file_open(struct capwriter *w, struct cw_file *f, unsigned int i, uns
 		h.blocks_before = w->blocks;
 		if (f->direct)
 			h.flags |= CAPIDX_F_DIRECT;
+		f->h = h;
 		slash = strrchr(f->path, '/');
 		snprintf(h.data_file, sizeof(h.data_file), "%.255s", slash ? slash + 1 : f->path);
 		capidx_header_encode(&h, hdr);
@@ -847,24 +853,55 @@ static void finish_chunk(struct capwriter *w, struct cw_chunk *c, int err)
 	w->inflight--;
 }
 
+/*
+ * A write of @c was refused with EINVAL: was that O_DIRECT?  Then the file
+ * goes through the page cache from now on (the first chunk refused drops
+ * O_DIRECT; those in flight with it are retried as well), its index's
+ * header stops saying CAPIDX_F_DIRECT, and the note is said once.
+ */
+static bool direct_refused(struct capwriter *w, struct cw_chunk *c)
+{
+	struct cw_file *f = c->f;
+
+	if (!c->direct)
+		return false;
+	c->direct = false;
+	if (!f->direct)
+		return true;	/* another chunk dropped it already */
+	fcntl(f->fd, F_SETFL, fcntl(f->fd, F_GETFL) & ~O_DIRECT);
+	f->direct = false;
+	if (!w->said_page_cache)
+		msg("note: %s: O_DIRECT refused at the write: writing through the page cache",
+		    f->path);
+	w->said_page_cache = true;
+	if (f->idxfd >= 0) {
+		/* Synced with the next index append: the flag says the whole
+		 * file was written with O_DIRECT. */
+		uint8_t hdr[CAPIDX_HEADER_SIZE];
+
+		f->h.flags &= ~CAPIDX_F_DIRECT;
+		capidx_header_encode(&f->h, hdr);
+		if (write_all(f->idxfd, hdr, sizeof(hdr), 0))
+			(void)0;	/* the old header stands: only its flag is wrong */
+	}
+	return true;
+}
+
 /* Write a chunk at once (pipes, devices, no io_uring). */
 static void write_sync(struct capwriter *w, struct cw_chunk *c)
 {
 	while (c->done < c->len) {
-		ssize_t n = c->f->seekable
+		ssize_t n;
+
+		c->direct = c->f->direct;
+		n = c->f->seekable
 			? pwrite(c->f->fd, c->data + c->done, c->len - c->done, (off_t)(c->off + c->done))
 			: write(c->f->fd, c->data + c->done, c->len - c->done);
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && errno == EINVAL && c->f->direct) {
-			/* accepted at open, refused at the write */
-			fcntl(c->f->fd, F_SETFL, fcntl(c->f->fd, F_GETFL) & ~O_DIRECT);
-			c->f->direct = false;
-			msg("note: %s: O_DIRECT refused at the write: writing through the page cache",
-			    c->f->path);
-			continue;
-		}
+		if (n < 0 && errno == EINVAL && direct_refused(w, c))
+			continue;	/* accepted at open, refused at the write */
 		if (n <= 0) {
 			finish_chunk(w, c, n < 0 ? errno : 0);
 			return;
@@ -888,6 +925,7 @@ static void submit_uring(struct capwriter *w, struct cw_chunk *c)
 		write_sync(w, c);
 		return;
 	}
+	c->direct = c->f->direct;
 	if (w->registered)
 		io_uring_prep_write_fixed(sqe, c->f->fd, p, c->len - c->done, c->off + c->done,
 					  (int)reg);
@@ -973,11 +1011,7 @@ void cw_reap(struct capwriter *w, bool wait)
 		c = data;
 		if (res == -EINTR || res == -EAGAIN) {
 			submit_uring(w, c);
-		} else if (res == -EINVAL && c->f->direct) {
-			fcntl(c->f->fd, F_SETFL, fcntl(c->f->fd, F_GETFL) & ~O_DIRECT);
-			c->f->direct = false;
-			msg("note: %s: O_DIRECT refused at the write: writing through the page cache",
-			    c->f->path);
+		} else if (res == -EINVAL && direct_refused(w, c)) {
 			submit_uring(w, c);
 		} else if (res <= 0) {
 			finish_chunk(w, c, -res);
