@@ -11,9 +11,7 @@
  *
  * The selftests Makefile links host tests with no extra library, so
  * liburing is bound at run time (dlopen) by the forwarders below; without
- * it the io_uring cases are skipped.  The Makefile does not know that this
- * file includes tools/fpgastream's sources: after changing them, remove
- * $(O)/host/capture_index_test to rebuild it.
+ * it the io_uring cases are skipped.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
