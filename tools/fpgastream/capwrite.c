@@ -282,8 +282,10 @@ int cw_check(const struct cw_opts *o)
 /* ---- opening and closing a file ---- */
 
 /* Open for writing: without --force never over an existing regular file,
- * unless @ours (a -W ring reusing a file of this capture). */
-static int open_out(const char *path, bool direct, bool force, bool *is_new)
+ * unless @ours (a -W ring reusing a file of this capture).  @trunc: cut an
+ * existing file to nothing at once (else the caller does, when it is
+ * time: see file_open()). */
+static int open_out(const char *path, bool direct, bool force, bool trunc, bool *is_new)
 {
 	int flags = O_WRONLY | O_CLOEXEC | (direct ? O_DIRECT : 0);
 	struct stat st;
@@ -292,7 +294,7 @@ static int open_out(const char *path, bool direct, bool force, bool *is_new)
 	if (!stat(path, &st) && !S_ISREG(st.st_mode))
 		return open(path, flags);
 	if (force)
-		return open(path, flags | O_CREAT | O_TRUNC, 0644);
+		return open(path, flags | O_CREAT | (trunc ? O_TRUNC : 0), 0644);
 	*is_new = true;
 	return open(path, flags | O_CREAT | O_EXCL, 0644);
 }
@@ -342,7 +344,7 @@ static int file_open(struct capwriter *w, struct cw_file *f, unsigned int i, uns
 
 		if (!stat(f->path, &st) && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
 			try_direct = false;	/* a pipe or a character device */
-		f->fd = open_out(f->path, try_direct, o->force || ours, &is_new);
+		f->fd = open_out(f->path, try_direct, o->force || ours, false, &is_new);
 		if (f->fd < 0 && errno == EINVAL && try_direct) {
 			/* tmpfs and some others refuse O_DIRECT at open */
 			if (!w->said_page_cache)
@@ -352,7 +354,7 @@ static int file_open(struct capwriter *w, struct cw_file *f, unsigned int i, uns
 			try_direct = false;
 			/* The refused open may have made the file (tmpfs does):
 			 * then it is ours to open again. */
-			f->fd = open_out(f->path, false, o->force || ours || is_new, &is_new);
+			f->fd = open_out(f->path, false, o->force || ours || is_new, false, &is_new);
 		}
 		if (f->fd < 0) {
 			int err = errno;
@@ -373,7 +375,7 @@ static int file_open(struct capwriter *w, struct cw_file *f, unsigned int i, uns
 	index_name(o, f->path, f->idxpath, sizeof(f->idxpath));
 	if (f->idxpath[0]) {
 		/* A new data file's index may replace a stale one. */
-		f->idxfd = open_out(f->idxpath, false, o->force || ours || !data_existed, &is_new);
+		f->idxfd = open_out(f->idxpath, false, o->force || ours || !data_existed, true, &is_new);
 		if (f->idxfd < 0) {
 			int err = errno;
 
@@ -401,6 +403,18 @@ static int file_open(struct capwriter *w, struct cw_file *f, unsigned int i, uns
 			return -err;
 		}
 		f->idx_size = sizeof(hdr);
+	}
+	/*
+	 * Only now is an existing data file (--force, or a -W ring's reuse)
+	 * cut to nothing: its old index is gone and the new one is on the
+	 * disk, so a crash in between never leaves an index naming data
+	 * that is not there.
+	 */
+	if (f->regular && f->own_fd && ftruncate(f->fd, 0)) {
+		int err = errno;
+
+		msg("%s: %s", f->path, strerror(err));
+		return -err;
 	}
 	w->files_opened++;
 	if (!o->quiet && (number == 0 || o->noutputs > 1))
