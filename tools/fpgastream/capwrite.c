@@ -53,6 +53,8 @@ struct cw_file {
 	uint64_t idx_size, idx_allocated;
 	uint8_t *pend;		/* encoded records waiting for the next sync */
 	size_t npend, pcap;
+	/* Counted since the last good sync, with an index or without (a
+	 * block device, --no-index): a failed sync takes them back. */
 	uint64_t pend_blocks, pend_bytes, pend_lost;
 	uint64_t blocks;	/* counted into this file */
 	bool sync_inflight;	/* an fdatasync through io_uring; what it covers: */
@@ -454,8 +456,13 @@ static int index_append(struct capwriter *w, struct cw_file *f, size_t n, uint64
 	size_t len = n * CAPIDX_RECORD_SIZE;
 	int err;
 
-	if (f->idxfd < 0 || !n)
+	if (f->idxfd < 0 || !n) {
+		/* No entries to write: the sync alone made them stand. */
+		f->pend_blocks -= blocks;
+		f->pend_bytes -= bytes;
+		f->pend_lost -= lost;
 		return 0;
+	}
 	if (f->idx_allocated && f->idx_size + len + (64 << 10) > f->idx_allocated &&
 	    !fallocate(f->idxfd, FALLOC_FL_KEEP_SIZE, (off_t)f->idx_allocated, IDX_PREALLOC))
 		f->idx_allocated += IDX_PREALLOC;
@@ -797,9 +804,9 @@ static void count_block(struct capwriter *w, struct cw_chunk *c, const struct fp
 	w->bytes += r->length;
 	w->lost += r->lost;
 	f->blocks++;
-	f->pend_blocks += f->idxfd >= 0;
-	f->pend_bytes += f->idxfd >= 0 ? r->length : 0;
-	f->pend_lost += f->idxfd >= 0 ? r->lost : 0;
+	f->pend_blocks++;
+	f->pend_bytes += r->length;
+	f->pend_lost += r->lost;
 	f->counted = off + r->length;
 }
 
