@@ -463,9 +463,14 @@ static int index_append(struct capwriter *w, struct cw_file *f, size_t n, uint64
 		f->pend_lost -= lost;
 		return 0;
 	}
-	if (f->idx_allocated && f->idx_size + len + (64 << 10) > f->idx_allocated &&
-	    !fallocate(f->idxfd, FALLOC_FL_KEEP_SIZE, (off_t)f->idx_allocated, IDX_PREALLOC))
-		f->idx_allocated += IDX_PREALLOC;
+	/* Reserve from the index's end, at least twice this append: a fixed
+	 * step from the last reservation falls behind at high rates. */
+	if (f->idx_allocated && f->idx_size + len + (64 << 10) > f->idx_allocated) {
+		uint64_t ahead = 2 * (uint64_t)len > IDX_PREALLOC ? 2 * (uint64_t)len : IDX_PREALLOC;
+
+		if (!fallocate(f->idxfd, FALLOC_FL_KEEP_SIZE, (off_t)f->idx_size, (off_t)ahead))
+			f->idx_allocated = f->idx_size + ahead;
+	}
 	err = write_all(f->idxfd, f->pend, len, f->idx_size);
 	if (!err && fdatasync(f->idxfd))
 		err = -errno;
