@@ -101,6 +101,7 @@ struct capwriter {
 	struct cw_qrec *q;		/* a ring of records, oldest at head */
 	size_t qcap, qhead, qlen;
 	bool uring, registered;
+	bool ring_dead;			/* waiting on it failed: no more through it */
 	struct io_uring ring;
 	uint64_t done, queued;
 	uint64_t blocks, bytes, lost, records;
@@ -519,7 +520,7 @@ static void file_sync_async(struct capwriter *w, struct cw_file *f)
 
 	if (f->fd < 0 || f->sync_inflight)
 		return;
-	if (!w->uring || !f->seekable || !(sqe = io_uring_get_sqe(&w->ring))) {
+	if (!w->uring || w->ring_dead || !f->seekable || !(sqe = io_uring_get_sqe(&w->ring))) {
 		file_sync(w, f);
 		return;
 	}
@@ -993,7 +994,9 @@ static void submit(struct capwriter *w, int ci)
 	c->state = C_INFLIGHT;
 	w->inflight++;
 	prealloc(w, c->f, c->off + c->len);
-	if (w->uring && c->f->seekable)
+	if (w->ring_dead)
+		finish_chunk(w, c, EIO);	/* the writer has failed already */
+	else if (w->uring && c->f->seekable)
 		submit_uring(w, c);
 	else
 		write_sync(w, c);
@@ -1010,11 +1013,35 @@ void cw_flush(struct capwriter *w)
 	consume(w);
 }
 
+/*
+ * Waiting on the ring failed: nothing in flight will be heard of again, and
+ * cw_drain() or cw_add() would wait for it forever.  The writer stops; the
+ * writes in flight fail (what earlier completions said they wrote stands)
+ * and a sync in flight takes back what it covered.
+ */
+static void ring_broken(struct capwriter *w, int err)
+{
+	cw_fail(w, "io_uring", err, "wait");
+	for (unsigned int i = 0; i < w->nchunks; i++)
+		if (w->chunks[i].state == C_INFLIGHT) {
+			w->chunks[i].state = C_FAILED;
+			w->chunks[i].done_at = now_s();
+		}
+	for (unsigned int i = 0; i < w->nfiles; i++)
+		if (w->files[i].sync_inflight) {
+			w->files[i].sync_inflight = false;
+			unsynced(w, &w->files[i]);
+		}
+	w->inflight = 0;
+	w->syncs = 0;
+	w->ring_dead = true;
+}
+
 void cw_reap(struct capwriter *w, bool wait)
 {
 	struct io_uring_cqe *cqe;
 
-	while (w->uring && (w->inflight || w->syncs)) {
+	while (w->uring && !w->ring_dead && (w->inflight || w->syncs)) {
 		int err = wait ? io_uring_wait_cqe(&w->ring, &cqe) : io_uring_peek_cqe(&w->ring, &cqe);
 		void *data;
 		struct cw_chunk *c;
@@ -1022,8 +1049,12 @@ void cw_reap(struct capwriter *w, bool wait)
 
 		if (err == -EINTR && wait)
 			continue;
-		if (err)
+		if (err && wait) {
+			ring_broken(w, -err);
 			break;
+		}
+		if (err)
+			break;	/* -EAGAIN: nothing finished yet */
 		wait = false;
 		data = io_uring_cqe_get_data(cqe);
 		res = cqe->res;
