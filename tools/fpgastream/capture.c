@@ -648,7 +648,8 @@ static int capture_summary(struct capture *c, int rc)
 
 	if (werr != CW_OK) {
 		msg("stopped: %s; what reached the output is counted above", k.where);
-		rc = werr == CW_FULL ? EX_FULL : werr == CW_SHORT ? EX_SHORT : EX_IOERR;
+		rc = werr == CW_FULL ? EX_FULL : werr == CW_SHORT ? EX_SHORT :
+		     werr == CW_OPEN ? (k.err == EEXIST ? EX_EXISTS : EX_RUNTIME) : EX_IOERR;
 		stopped = "output error";
 	} else if (rc != EX_GOOD) {
 		stopped = "error";
@@ -772,10 +773,12 @@ int do_capture(int argc, char **argv)
 		goto out;
 	}
 	header_template(&cap, &tmpl);
-	if (cw_open_files(cap.w, &tmpl)) {
+	rc = cw_open_files(cap.w, &tmpl);
+	if (rc) {
 		cw_close(cap.w, CAPIDX_IOERR, 0);
 		fpgastream_stop(cap.h);
-		rc = EX_RUNTIME;
+		/* A file made since cw_check() looked: the man page's 7. */
+		rc = rc == -EEXIST ? EX_EXISTS : EX_RUNTIME;
 		goto out;
 	}
 	/* The driver learns of a completed block within the coalescing time

@@ -1111,8 +1111,12 @@ static int rotate(struct capwriter *w, uint64_t driver_dropped)
 	if (w->error != CW_OK)
 		return -EIO;
 	err = file_open(w, f, 0, w->next_number++);
-	if (err)
+	if (err) {
 		cw_fail(w, f->path[0] ? f->path : w->o->outputs[0], -err, "open");
+		/* Not an error of the output's writes: the man page's exit
+		 * status for a file that cannot be opened (3, or 7). */
+		w->error = CW_OPEN;
+	}
 	return err;
 }
 

@@ -41,6 +41,8 @@ enum cw_error {
 	CW_FULL,	/* ENOSPC, EDQUOT, EFBIG */
 	CW_IOERR,	/* EIO and any other error of a write or a sync */
 	CW_SHORT,	/* a write wrote nothing and said no error */
+	CW_OPEN,	/* a rotation's next file could not be opened (EEXIST:
+			 * it appeared since the start) */
 };
 
 struct capwriter;
