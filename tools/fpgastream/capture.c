@@ -408,7 +408,8 @@ static int board_completed(void *ctx, uint64_t *completed)
 	struct fpgastream_stats st;
 	int err = fpgastream_stats(ctx, &st);
 
-	*completed = st.blocks_completed;
+	if (!err)	/* st is not filled in on failure */
+		*completed = st.blocks_completed;
 	return err;
 }
 
