@@ -727,6 +727,21 @@ int do_capture(int argc, char **argv)
 		    human(info.max_buffer_size, b1, sizeof(b1)));
 		o.bufsize = info.max_buffer_size;
 	}
+	/* Ctrl-C, SIGTERM and SIGHUP stop cleanly; a second one kills as
+	 * usual.  SIGUSR1 asks for the status.
+	 * Before the buffer: filling hugepages takes seconds, and a SIGUSR1
+	 * then must not kill the process. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sa.sa_flags = SA_RESETHAND;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = on_status;
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGUSR1, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
 	node = numa_want(&o, cap.classdir);
 	if (node >= 0)
 		numa_set_preferred(node);
@@ -743,18 +758,6 @@ int do_capture(int argc, char **argv)
 	else if (node >= 0 && !o.quiet)
 		msg("buffer on NUMA node %d (%s)", node, o.numa >= 0 ? "--numa" : "the board's");
 
-	/* Ctrl-C, SIGTERM and SIGHUP stop cleanly; a second one kills as
-	 * usual.  SIGUSR1 asks for the status. */
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_stop;
-	sa.sa_flags = SA_RESETHAND;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sa.sa_handler = on_status;
-	sa.sa_flags = SA_RESTART;
-	sigaction(SIGUSR1, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
 	cap.progress = !o.quiet && isatty(STDERR_FILENO);
 
 	/* io_uring and its registration of the buffer before the start, so
