@@ -292,6 +292,13 @@ static int verify_indexed(const char *const *files, const char *const *idxpaths,
 			res.bad++;
 			goto next;
 		}
+		/* A damaged index may go back: the gap below would wrap. */
+		if (have_prev && e->seq < prev_seq) {
+			msg("%s: seq %" PRIu64 " is indexed after seq %" PRIu64 ": out of order",
+			    f->path, e->seq, prev_seq);
+			res.bad++;
+			goto next;
+		}
 		if (whole && have_prev && e->seq - prev_seq - 1 > e->lost) {
 			uint64_t gap = e->seq - prev_seq - 1 - e->lost;
 
