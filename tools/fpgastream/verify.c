@@ -409,6 +409,8 @@ static int verify_plain(const char *file, uint64_t seed, bool json)
 				if (errno == EINTR)
 					continue;
 				msg("%s: %s", file, strerror(errno));
+				if (fd != STDIN_FILENO)
+					close(fd);
 				return EX_RUNTIME;
 			}
 			if (n == 0)
