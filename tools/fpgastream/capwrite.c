@@ -399,11 +399,17 @@ static int file_open(struct capwriter *w, struct cw_file *f, unsigned int i, uns
 		 * must still take the entries of what was written. */
 		if (!fallocate(f->idxfd, FALLOC_FL_KEEP_SIZE, 0, IDX_PREALLOC))
 			f->idx_allocated = IDX_PREALLOC;
-		if (write_all(f->idxfd, hdr, sizeof(hdr), 0) || fdatasync(f->idxfd)) {
-			int err = errno;
+		{
+			/* write_all()'s error, not errno: a write of nothing
+			 * is ENOSPC with errno left as it was. */
+			int err = write_all(f->idxfd, hdr, sizeof(hdr), 0);
 
-			msg("%s: %s", f->idxpath, strerror(err));
-			return -err;
+			if (!err && fdatasync(f->idxfd))
+				err = -errno;
+			if (err) {
+				msg("%s: %s", f->idxpath, strerror(-err));
+				return err;
+			}
 		}
 		f->idx_size = sizeof(hdr);
 	}
