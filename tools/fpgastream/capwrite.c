@@ -498,12 +498,13 @@ static int index_append(struct capwriter *w, struct cw_file *f, size_t n, uint64
 	return 0;
 }
 
-/* Sync the data, then write the pending index entries: now, blocking. */
-static void file_sync(struct capwriter *w, struct cw_file *f)
+/* Sync the data, then write the pending index entries: now, blocking.
+ * @force: sync the data even with nothing new (its size changed). */
+static void file_sync(struct capwriter *w, struct cw_file *f, bool force)
 {
 	if (f->fd < 0)
 		return;
-	if (f->seekable && f->counted > f->synced) {
+	if (f->seekable && (force || f->counted > f->synced)) {
 		if (fdatasync(f->fd)) {
 			cw_fail(w, f->path, errno, "fdatasync");
 			unsynced(w, f);
@@ -527,7 +528,7 @@ static void file_sync_async(struct capwriter *w, struct cw_file *f)
 	if (f->fd < 0 || f->sync_inflight)
 		return;
 	if (!w->uring || w->ring_dead || !f->seekable || !(sqe = io_uring_get_sqe(&w->ring))) {
-		file_sync(w, f);
+		file_sync(w, f, false);
 		return;
 	}
 	if (f->counted == f->synced && !f->npend) {
@@ -591,7 +592,9 @@ static void file_close(struct capwriter *w, struct cw_file *f, enum capidx_reaso
 	 * fallocate reserved beyond it, nor after a failed write. */
 	if (f->regular && ftruncate(f->fd, (off_t)f->counted))
 		cw_fail(w, f->path, errno, "ftruncate");
-	file_sync(w, f);
+	/* Synced even when no block is new: the END record must not reach
+	 * the disk before the data file's cut does. */
+	file_sync(w, f, f->regular);
 	if (w->error == CW_FULL)
 		reason = CAPIDX_FULL;
 	else if (w->error != CW_OK)
@@ -603,7 +606,7 @@ static void file_close(struct capwriter *w, struct cw_file *f, enum capidx_reaso
 	end.timestamp_ns = mono_ns();
 	if (f->idxfd >= 0 && !pend_add(f, &end)) {
 		f->pend_blocks = f->pend_bytes = f->pend_lost = 0;
-		file_sync(w, f);
+		file_sync(w, f, false);
 	}
 	/* Give back what fallocate reserved beyond the index's end. */
 	if (f->idxfd >= 0 && f->idx_allocated > f->idx_size)
