@@ -608,10 +608,12 @@ static void file_close(struct capwriter *w, struct cw_file *f, enum capidx_reaso
 		f->pend_blocks = f->pend_bytes = f->pend_lost = 0;
 		file_sync(w, f, false);
 	}
-	/* Give back what fallocate reserved beyond the index's end. */
-	if (f->idxfd >= 0 && f->idx_allocated > f->idx_size)
-		fallocate(f->idxfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)f->idx_size,
-			  (off_t)(f->idx_allocated - f->idx_size));
+	/* Give back what fallocate reserved beyond the index's end: a cut
+	 * to its own size frees the blocks past it (a punched hole beyond
+	 * the size is nothing to ext4). */
+	if (f->idxfd >= 0 && f->idx_allocated > f->idx_size &&
+	    ftruncate(f->idxfd, (off_t)f->idx_size))
+		(void)0;	/* only space stays reserved */
 	if (f->own_fd && close(f->fd))
 		cw_fail(w, f->path, errno, "close");
 	if (f->idxfd >= 0 && close(f->idxfd))
