@@ -333,6 +333,7 @@ static int file_open(struct capwriter *w, struct cw_file *f, unsigned int i, uns
 	char *slash;
 
 	bool data_existed;
+	int err;
 
 	memset(f, 0, sizeof(*f));
 	f->fd = f->idxfd = -1;
@@ -360,8 +361,7 @@ static int file_open(struct capwriter *w, struct cw_file *f, unsigned int i, uns
 			f->fd = open_out(f->path, false, o->force || ours || is_new, false, &is_new);
 		}
 		if (f->fd < 0) {
-			int err = errno;
-
+			err = errno;
 			msg("%s: %s%s", f->path, strerror(err),
 			    err == EEXIST ? " (appeared since the start; not overwritten without --force)" : "");
 			return -err;
@@ -380,10 +380,10 @@ static int file_open(struct capwriter *w, struct cw_file *f, unsigned int i, uns
 		/* A new data file's index may replace a stale one. */
 		f->idxfd = open_out(f->idxpath, false, o->force || ours || !data_existed, true, &is_new);
 		if (f->idxfd < 0) {
-			int err = errno;
-
+			err = errno;
 			msg("%s: %s", f->idxpath, strerror(err));
-			return -err;
+			err = -err;
+			goto fail;
 		}
 		h.file_number = number;
 		h.stripe_index = i;
@@ -391,25 +391,22 @@ static int file_open(struct capwriter *w, struct cw_file *f, unsigned int i, uns
 		h.blocks_before = w->blocks;
 		if (f->direct)
 			h.flags |= CAPIDX_F_DIRECT;
-		f->h = h;
 		slash = strrchr(f->path, '/');
 		snprintf(h.data_file, sizeof(h.data_file), "%.255s", slash ? slash + 1 : f->path);
+		f->h = h;
 		capidx_header_encode(&h, hdr);
 		/* Room for the index first: on a filling disk the index
 		 * must still take the entries of what was written. */
 		if (!fallocate(f->idxfd, FALLOC_FL_KEEP_SIZE, 0, IDX_PREALLOC))
 			f->idx_allocated = IDX_PREALLOC;
-		{
-			/* write_all()'s error, not errno: a write of nothing
-			 * is ENOSPC with errno left as it was. */
-			int err = write_all(f->idxfd, hdr, sizeof(hdr), 0);
-
-			if (!err && fdatasync(f->idxfd))
-				err = -errno;
-			if (err) {
-				msg("%s: %s", f->idxpath, strerror(-err));
-				return err;
-			}
+		/* write_all()'s error, not errno: a write of nothing is
+		 * ENOSPC with errno left as it was. */
+		err = write_all(f->idxfd, hdr, sizeof(hdr), 0);
+		if (!err && fdatasync(f->idxfd))
+			err = -errno;
+		if (err) {
+			msg("%s: %s", f->idxpath, strerror(-err));
+			goto fail;
 		}
 		f->idx_size = sizeof(hdr);
 	}
@@ -420,10 +417,10 @@ static int file_open(struct capwriter *w, struct cw_file *f, unsigned int i, uns
 	 * that is not there.
 	 */
 	if (f->regular && f->own_fd && ftruncate(f->fd, 0)) {
-		int err = errno;
-
+		err = errno;
 		msg("%s: %s", f->path, strerror(err));
-		return -err;
+		err = -err;
+		goto fail;
 	}
 	w->files_opened++;
 	if (!o->quiet && (number == 0 || o->noutputs > 1))
@@ -433,6 +430,15 @@ static int file_open(struct capwriter *w, struct cw_file *f, unsigned int i, uns
 		    w->uring && f->seekable ? (w->registered ? " (buffer registered)" : " (buffer not registered)") : "",
 		    f->idxpath[0] ? ", index " : ", no index", f->idxpath);
 	return 0;
+fail:
+	/* Nothing was written: the data file is left as it is (file_close()
+	 * would cut it to the nothing counted). */
+	if (f->idxfd >= 0)
+		close(f->idxfd);
+	if (f->own_fd)
+		close(f->fd);
+	f->fd = f->idxfd = -1;
+	return err;
 }
 
 /*
