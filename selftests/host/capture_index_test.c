@@ -28,9 +28,89 @@
 
 #include "tap.h"
 
+#include <liburing.h>
+#undef BLOCK_SIZE
+
+/*
+ * Faults, injected between capwrite.c and liburing: the completions of
+ * chosen writes (or fdatasyncs) say what the test wants instead of what
+ * the kernel said, and a wait on the ring can fail.  capwrite.c's calls
+ * of io_uring_wait_cqe()/io_uring_peek_cqe() (liburing's inline ones) are
+ * renamed to these, which call the real ones.
+ */
+static struct {
+	void *chunks, *chunks_end;	/* the writer's: tell a write from a sync */
+	unsigned int writes, syncs;	/* completions seen of each */
+	unsigned int write_from, write_to;	/* rewrite writes [from, to] (1-based) */
+	int write_res;			/* < 0: an error; > 0: a short write of this */
+	unsigned int sync_nth;		/* rewrite this fdatasync's ... */
+	int sync_res;			/* ... to this */
+	int wait_err;			/* every wait fails with this */
+	unsigned int waits_failed;
+} fault;
+
+static void fault_cqe(struct io_uring_cqe *cqe)
+{
+	void *data = io_uring_cqe_get_data(cqe);
+
+	if (!data)
+		return;
+	if (data >= fault.chunks && data < fault.chunks_end) {
+		fault.writes++;
+		if (fault.writes >= fault.write_from && fault.writes <= fault.write_to) {
+			if (fault.write_res > 0 && cqe->res > fault.write_res)
+				cqe->res = fault.write_res;
+			else if (fault.write_res < 0)
+				cqe->res = fault.write_res;
+		}
+	} else if (++fault.syncs == fault.sync_nth) {
+		cqe->res = fault.sync_res;
+	}
+}
+
+static int fault_wait_cqe(struct io_uring *ring, struct io_uring_cqe **cqe)
+{
+	int err;
+
+	if (fault.wait_err) {
+		fault.waits_failed++;
+		return fault.wait_err;
+	}
+	err = io_uring_wait_cqe(ring, cqe);
+	if (!err)
+		fault_cqe(*cqe);
+	return err;
+}
+
+static int fault_peek_cqe(struct io_uring *ring, struct io_uring_cqe **cqe)
+{
+	int err = io_uring_peek_cqe(ring, cqe);
+
+	if (!err)
+		fault_cqe(*cqe);
+	return err;
+}
+
+#define io_uring_wait_cqe fault_wait_cqe
+#define io_uring_peek_cqe fault_peek_cqe
 #include "../../tools/fpgastream/capfile.c"
 #include "../../tools/fpgastream/capwrite.c"
 #include "../../tools/fpgastream/common.c"
+#undef io_uring_wait_cqe
+#undef io_uring_peek_cqe
+
+/* Faults apply to writer @w (what they count starts now). */
+static void fault_watch(struct capwriter *w)
+{
+	fault.chunks = w->chunks;
+	fault.chunks_end = w->chunks + w->nchunks;
+	fault.writes = fault.syncs = fault.waits_failed = 0;
+}
+
+static void fault_clear(void)
+{
+	memset(&fault, 0, sizeof(fault));
+}
 
 /* ---- liburing, bound at run time ---- */
 
@@ -192,6 +272,7 @@ static enum cw_error stream(struct cw_opts *o, unsigned int n, bool drops, struc
 		memset(k, 0, sizeof(*k));
 		return CW_IOERR;
 	}
+	fault_watch(w);
 	for (unsigned int seq = 0; seq < n && !cw_failed(w);) {
 		/* the board fills only what was given back */
 		for (unsigned int b = 0; b < 5 && seq < n && held < RING; b++, seq++, held++) {
@@ -206,6 +287,8 @@ static enum cw_error stream(struct cw_opts *o, unsigned int n, bool drops, struc
 		cw_flush(w);
 		cw_reap(w, held == RING);
 		held -= cw_take_done(w);
+		if (o->sync_s > 0)
+			cw_tick(w, now_s());
 	}
 	cw_drain(w);
 	e = cw_close(w, CAPIDX_DONE, drops ? 3 : 0);
@@ -469,6 +552,178 @@ static void test_writer(bool uring)
 	o.rotate_files = 0;
 }
 
+/* The index's reservation (fallocate, 256 KiB ahead) is given back at
+ * the close: an index of 50 records takes a few KiB of disk, not more. */
+static void test_index_space(void)
+{
+	struct cw_opts o = { .noutputs = 1, .depth = 4, .no_uring = true, .quiet = true,
+			     .outputs = { path("space.bin") } };
+	struct cw_counts k;
+	struct stat st = { 0 };
+	enum cw_error e = stream(&o, 50, false, &k);
+	bool ok = e == CW_OK && !stat(idx_of("space.bin"), &st);
+
+	report(ok && st.st_blocks * 512 <= 64 << 10,
+	       "the index's reservation is given back at the close: %lld KiB on the disk for %lld bytes",
+	       (long long)st.st_blocks / 2, (long long)st.st_size);
+}
+
+/* --force on a file whose index cannot be opened: the data file is only
+ * cut after its new index is on the disk, so here it stays whole. */
+static void test_force_order(void)
+{
+	struct cw_opts o = { .noutputs = 1, .depth = 4, .no_uring = true, .quiet = true,
+			     .outputs = { path("order.bin") } };
+	struct cw_counts k;
+	enum cw_error e = stream(&o, 10, false, &k);
+	bool ok = e == CW_OK && size_of(o.outputs[0]) == 10 * BS;
+
+	unlink(idx_of("order.bin"));
+	ok = ok && !mkdir(idx_of("order.bin"), 0755);
+	o.force = true;
+	e = stream(&o, 4, false, &k);
+	report(ok && e != CW_OK && size_of(o.outputs[0]) == 10 * BS,
+	       "--force, and the index cannot be opened: the data file is not cut (%lld bytes)",
+	       (long long)size_of(o.outputs[0]));
+	rmdir(idx_of("order.bin"));
+}
+
+/* Add seq [@from, @to) and submit them as one write. */
+static void add_run(struct capwriter *w, unsigned int from, unsigned int to)
+{
+	for (unsigned int seq = from; seq < to; seq++) {
+		struct fpgastream_record r = make_block(seq, seq, 0);
+
+		cw_add(w, &r, true);
+	}
+	cw_flush(w);
+}
+
+/* Completions that say something else than the kernel did (io_uring). */
+static void test_faults(void)
+{
+	struct cw_opts o = { .noutputs = 1, .depth = 4, .quiet = true };
+	struct capwriter *w;
+	struct cw_counts k;
+	struct capidx x;
+	char why[256];
+	enum cw_error e;
+	pid_t pid;
+	int st;
+
+	o.outputs[0] = path("fault-eio.bin");
+	fault_clear();
+	fault.write_from = fault.write_to = 3;
+	fault.write_res = -EIO;
+	e = stream(&o, 50, false, &k);
+	report(e == CW_IOERR && k.blocks < 50 && size_of(o.outputs[0]) == (off_t)(k.blocks * BS) &&
+	       agrees(o.outputs[0], k.blocks, false, true) && strstr(k.where, "Input/output"),
+	       "io_uring: the 3rd write fails with EIO: %" PRIu64 " blocks before it in the count, the file and the index",
+	       k.blocks);
+
+	o.outputs[0] = path("fault-short.bin");
+	fault_clear();
+	fault.write_from = fault.write_to = 2;
+	fault.write_res = BS + 4096;
+	e = stream(&o, 50, false, &k);
+	report(e == CW_OK && k.blocks == 50 && size_of(o.outputs[0]) == 50 * BS &&
+	       agrees(o.outputs[0], 50, false, true),
+	       "io_uring: a short write: the rest is written, 50 blocks agree");
+
+	o.outputs[0] = path("fault-eagain.bin");
+	fault_clear();
+	fault.write_from = fault.write_to = 3;
+	fault.write_res = -EAGAIN;
+	e = stream(&o, 50, false, &k);
+	report(e == CW_OK && k.blocks == 50 && agrees(o.outputs[0], 50, false, true),
+	       "io_uring: a write that says -EAGAIN is written again, 50 blocks agree");
+
+	/* O_DIRECT refused at the write, by two writes in flight together:
+	 * the second was submitted with O_DIRECT too, and is retried. */
+	o.outputs[0] = path("fault-einval.bin");
+	fault_clear();
+	if (cw_open(&w, &o, &tmpl, ring_buf, RING * BS)) {
+		report(0, "io_uring: O_DIRECT refused at the write: cw_open failed");
+		cw_free(w);
+	} else if (!w->files[0].direct) {
+		report(1, "# SKIP io_uring: O_DIRECT refused at the write: no O_DIRECT here");
+		cw_close(w, CAPIDX_DONE, 0);
+		cw_free(w);
+	} else {
+		fault_watch(w);
+		fault.write_from = 1;
+		fault.write_to = 2;
+		fault.write_res = -EINVAL;
+		add_run(w, 0, 5);
+		add_run(w, 5, 10);
+		cw_drain(w);
+		e = cw_close(w, CAPIDX_DONE, 0);
+		cw_counts(w, &k);
+		cw_free(w);
+		report(e == CW_OK && k.blocks == 10 && fault.writes >= 3 &&
+		       agrees(o.outputs[0], 10, false, true) &&
+		       !capidx_load(idx_of("fault-einval.bin"), &x, why, sizeof(why)) &&
+		       !(x.h.flags & CAPIDX_F_DIRECT),
+		       "io_uring: two writes in flight refuse O_DIRECT: both are retried, 10 blocks agree, the header's DIRECT flag is cleared (%s)",
+		       e == CW_OK ? "ok" : k.where);
+		if (e == CW_OK)
+			capidx_free(&x);
+	}
+
+	/* A failed fdatasync takes back what it covered: with an index and
+	 * without one.  8 blocks synced, then 4 whose sync fails. */
+	for (int noidx = 0; noidx < 2; noidx++) {
+		o.outputs[0] = path(noidx ? "fault-sync-noidx.bin" : "fault-sync.bin");
+		o.no_index = noidx;
+		o.sync_s = 1;
+		fault_clear();
+		if (cw_open(&w, &o, &tmpl, ring_buf, RING * BS)) {
+			report(0, "io_uring: a failed fdatasync: cw_open failed");
+			cw_free(w);
+			continue;
+		}
+		fault_watch(w);
+		add_run(w, 0, 8);
+		cw_drain(w);
+		cw_tick(w, now_s() + 10);
+		cw_drain(w);
+		add_run(w, 8, 12);
+		cw_drain(w);
+		fault.sync_nth = 2;
+		fault.sync_res = -EIO;
+		cw_tick(w, now_s() + 20);
+		cw_drain(w);
+		e = cw_close(w, CAPIDX_DONE, 0);
+		cw_counts(w, &k);
+		cw_free(w);
+		report(e == CW_IOERR && fault.syncs == 2 && k.blocks == 8 && k.bytes == 8 * BS &&
+		       size_of(o.outputs[0]) == 8 * BS &&
+		       (noidx ? size_of(idx_of("fault-sync-noidx.bin")) < 0 : agrees(o.outputs[0], 8, false, true)),
+		       "io_uring%s: the 2nd fdatasync fails: the 4 blocks it covered are taken back from the count%s and the file (%" PRIu64 " counted)",
+		       noidx ? ", --no-index" : "", noidx ? "" : ", the index", k.blocks);
+	}
+	o.no_index = false;
+	o.sync_s = 0;
+
+	/* Waiting on the ring fails (and keeps failing): the writer stops,
+	 * it does not wait forever for what it will never hear of. */
+	o.outputs[0] = path("fault-wait.bin");
+	pid = fork();
+	if (pid == 0) {
+		alarm(20);
+		fault_clear();
+		fault.wait_err = -EBADF;
+		e = stream(&o, 50, false, &k);
+		_exit(e == CW_IOERR && fault.waits_failed && k.blocks < 50 &&
+		      agrees(o.outputs[0], k.blocks, false, true) ? 0 : 1);
+	}
+	waitpid(pid, &st, 0);
+	report(WIFEXITED(st) && !WEXITSTATUS(st),
+	       "io_uring: a wait on the ring fails: the writer stops with EIO, what counts agrees (%s)",
+	       WIFSIGNALED(st) ? "killed: it hung" : WIFEXITED(st) && !WEXITSTATUS(st) ? "ok" : "failed");
+	fault_clear();
+}
+
 /* A writer on a 1 MiB tmpfs: ENOSPC stops it; what counts is what is there. */
 static void test_full(bool uring)
 {
@@ -623,6 +878,12 @@ int main(void)
 	}
 	test_dev_full();
 	test_crash();
+	test_index_space();
+	test_force_order();
+	if (uring)
+		test_faults();
+	else
+		report(1, "# SKIP injected faults: they need io_uring");
 	if (uring && getuid() == 0)
 		test_big_buffer();
 	else
