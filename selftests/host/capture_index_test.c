@@ -586,6 +586,18 @@ static void test_force_order(void)
 	       "--force, and the index cannot be opened: the data file is not cut (%lld bytes)",
 	       (long long)size_of(o.outputs[0]));
 	rmdir(idx_of("order.bin"));
+
+	/* A rotation's next file that cannot be opened is CW_OPEN (exit 3,
+	 * as the man page says), not an error of the writes (5). */
+	o.force = false;
+	o.outputs[0] = path("rotfail");
+	o.rotate_size = 4 * BS;
+	mkdir(idx_of("rotfail.1"), 0755);
+	e = stream(&o, 10, false, &k);
+	report(e == CW_OPEN && k.blocks == 4 && agrees(path("rotfail.0"), 4, false, true),
+	       "a rotation's next file cannot be opened: CW_OPEN, the 4 blocks of the first file stand (%s)",
+	       k.where);
+	rmdir(idx_of("rotfail.1"));
 }
 
 /* Add seq [@from, @to) and submit them as one write. */
