@@ -568,6 +568,37 @@ static void test_index_space(void)
 	       (long long)st.st_blocks / 2, (long long)st.st_size);
 }
 
+/* The index's reservation keeps ahead of its end when appends are bigger
+ * than the step (10000 entries between syncs: a fast board, a long
+ * --sync): on a filling disk the index must still take them. */
+static void test_index_prealloc(void)
+{
+	struct cw_opts o = { .noutputs = 1, .depth = 4, .no_uring = true, .quiet = true,
+			     .outputs = { path("prealloc.bin") } };
+	struct capidx_rec r = { .kind = CAPIDX_BLOCK, .length = BS };
+	struct capwriter *w;
+	struct cw_file *f;
+	bool ok = true;
+
+	if (cw_open(&w, &o, &tmpl, ring_buf, RING * BS)) {
+		report(0, "the index's reservation: cw_open failed");
+		cw_free(w);
+		return;
+	}
+	f = &w->files[0];
+	for (int round = 0; ok && round < 3; round++) {
+		for (int i = 0; i < 10000; i++)
+			pend_add(f, &r);
+		ok = !index_append(w, f, f->npend, 0, 0, 0) && f->idx_allocated >= f->idx_size;
+		if (!ok)
+			diag("after append %d: index %" PRIu64 " bytes, reserved to %" PRIu64,
+			     round + 1, f->idx_size, f->idx_allocated);
+	}
+	cw_close(w, CAPIDX_DONE, 0);
+	cw_free(w);
+	report(ok, "the index's reservation stays ahead of appends of 10000 entries");
+}
+
 /* --force on a file whose index cannot be opened: the data file is only
  * cut after its new index is on the disk, so here it stays whole. */
 static void test_force_order(void)
@@ -891,6 +922,7 @@ int main(void)
 	test_dev_full();
 	test_crash();
 	test_index_space();
+	test_index_prealloc();
 	test_force_order();
 	if (uring)
 		test_faults();
