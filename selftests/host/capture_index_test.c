@@ -43,11 +43,31 @@ static struct {
 	unsigned int writes, syncs;	/* completions seen of each */
 	unsigned int write_from, write_to;	/* rewrite writes [from, to] (1-based) */
 	int write_res;			/* < 0: an error; > 0: a short write of this */
+	/* Or: the first completion of each of the first n chunks (not their
+	 * retries, which may complete before the next chunk's first) */
+	unsigned int first_of;
+	void *firsts[8];
+	unsigned int nfirsts;
 	unsigned int sync_nth;		/* rewrite this fdatasync's ... */
 	int sync_res;			/* ... to this */
 	int wait_err;			/* every wait fails with this */
 	unsigned int waits_failed;
+	/* fdatasync(2) called by capwrite.c on file descriptor fd (the
+	 * synchronous path, and the closing sync): */
+	int fd;				/* -1 (cleared: 0 is never a data file here) */
+	unsigned int fd_syncs;		/* how many times */
+	unsigned int fd_sync_nth;	/* this one fails ... */
+	int fd_sync_err;		/* ... with this errno */
 } fault;
+
+static int fault_fdatasync(int fd)
+{
+	if (fd == fault.fd && fd > 0 && ++fault.fd_syncs == fault.fd_sync_nth) {
+		errno = fault.fd_sync_err;
+		return -1;
+	}
+	return fdatasync(fd);
+}
 
 static void fault_cqe(struct io_uring_cqe *cqe)
 {
@@ -57,7 +77,15 @@ static void fault_cqe(struct io_uring_cqe *cqe)
 		return;
 	if (data >= fault.chunks && data < fault.chunks_end) {
 		fault.writes++;
-		if (fault.writes >= fault.write_from && fault.writes <= fault.write_to) {
+		if (fault.first_of) {
+			for (unsigned int i = 0; i < fault.nfirsts; i++)
+				if (fault.firsts[i] == data)
+					return;
+			if (fault.nfirsts < fault.first_of) {
+				fault.firsts[fault.nfirsts++] = data;
+				cqe->res = fault.write_res;
+			}
+		} else if (fault.writes >= fault.write_from && fault.writes <= fault.write_to) {
 			if (fault.write_res > 0 && cqe->res > fault.write_res)
 				cqe->res = fault.write_res;
 			else if (fault.write_res < 0)
@@ -93,11 +121,13 @@ static int fault_peek_cqe(struct io_uring *ring, struct io_uring_cqe **cqe)
 
 #define io_uring_wait_cqe fault_wait_cqe
 #define io_uring_peek_cqe fault_peek_cqe
+#define fdatasync fault_fdatasync
 #include "../../tools/fpgastream/capfile.c"
 #include "../../tools/fpgastream/capwrite.c"
 #include "../../tools/fpgastream/common.c"
 #undef io_uring_wait_cqe
 #undef io_uring_peek_cqe
+#undef fdatasync
 
 /* Faults apply to writer @w (what they count starts now). */
 static void fault_watch(struct capwriter *w)
@@ -642,6 +672,63 @@ static void add_run(struct capwriter *w, unsigned int from, unsigned int to)
 	cw_flush(w);
 }
 
+/*
+ * The synchronous path: a failed fdatasync of the data takes back what it
+ * covered, with an index and without; and the close syncs the data after
+ * cutting it, even when every block was synced already.
+ */
+static void test_sync_faults(void)
+{
+	struct cw_opts o = { .noutputs = 1, .depth = 4, .no_uring = true, .sync_s = 1, .quiet = true };
+	struct capwriter *w;
+	struct cw_counts k;
+	enum cw_error e;
+
+	for (int noidx = 0; noidx < 2; noidx++) {
+		o.outputs[0] = path(noidx ? "sfault-noidx.bin" : "sfault.bin");
+		o.no_index = noidx;
+		fault_clear();
+		if (cw_open(&w, &o, &tmpl, ring_buf, RING * BS)) {
+			report(0, "synchronous: a failed fdatasync: cw_open failed");
+			cw_free(w);
+			continue;
+		}
+		fault.fd = w->files[0].fd;
+		fault.fd_sync_nth = 2;
+		fault.fd_sync_err = EIO;
+		add_run(w, 0, 8);
+		cw_tick(w, now_s() + 10);
+		add_run(w, 8, 12);
+		cw_tick(w, now_s() + 20);
+		e = cw_close(w, CAPIDX_DONE, 0);
+		cw_counts(w, &k);
+		cw_free(w);
+		report(e == CW_IOERR && k.blocks == 8 && k.bytes == 8 * BS && size_of(o.outputs[0]) == 8 * BS &&
+		       (noidx ? size_of(idx_of("sfault-noidx.bin")) < 0 : agrees(o.outputs[0], 8, false, true)),
+		       "synchronous%s: the 2nd fdatasync fails: the 4 blocks it covered are taken back (%" PRIu64 " counted)",
+		       noidx ? ", --no-index" : "", k.blocks);
+	}
+	o.no_index = false;
+
+	o.outputs[0] = path("sfault-close.bin");
+	fault_clear();
+	if (cw_open(&w, &o, &tmpl, ring_buf, RING * BS)) {
+		report(0, "synchronous: the closing sync: cw_open failed");
+		cw_free(w);
+		return;
+	}
+	fault.fd = w->files[0].fd;
+	add_run(w, 0, 8);
+	cw_tick(w, now_s() + 10);	/* all 8 synced and indexed */
+	fault.fd_syncs = 0;
+	e = cw_close(w, CAPIDX_DONE, 0);
+	cw_free(w);
+	report(e == CW_OK && fault.fd_syncs >= 1 && agrees(o.outputs[0], 8, false, true),
+	       "the close syncs the data file after cutting it, with every block synced already (%u syncs)",
+	       fault.fd_syncs);
+	fault_clear();
+}
+
 /* Completions that say something else than the kernel did (io_uring). */
 static void test_faults(void)
 {
@@ -694,8 +781,7 @@ static void test_faults(void)
 		cw_free(w);
 	} else {
 		fault_watch(w);
-		fault.write_from = 1;
-		fault.write_to = 2;
+		fault.first_of = 2;
 		fault.write_res = -EINVAL;
 		add_run(w, 0, 5);
 		add_run(w, 5, 10);
@@ -703,7 +789,7 @@ static void test_faults(void)
 		e = cw_close(w, CAPIDX_DONE, 0);
 		cw_counts(w, &k);
 		cw_free(w);
-		report(e == CW_OK && k.blocks == 10 && fault.writes >= 3 &&
+		report(e == CW_OK && k.blocks == 10 && fault.writes >= 4 && fault.nfirsts == 2 &&
 		       agrees(o.outputs[0], 10, false, true) &&
 		       !capidx_load(idx_of("fault-einval.bin"), &x, why, sizeof(why)) &&
 		       !(x.h.flags & CAPIDX_F_DIRECT),
@@ -924,6 +1010,7 @@ int main(void)
 	test_index_space();
 	test_index_prealloc();
 	test_force_order();
+	test_sync_faults();
 	if (uring)
 		test_faults();
 	else
