@@ -27,8 +27,21 @@ tool: $(LIB)
 selftests: $(LIB)
 	$(MAKE) -C selftests O=$(O)
 
+# What tools/fpgastream's capture needs besides tools/deps.sh's list: io_uring
+# and NUMA (liburing, libnuma).
+CAPTURE_DEPS := liburing-dev libnuma-dev
 deps:
 	tools/deps.sh
+	@missing=$$(for p in $(CAPTURE_DEPS); do \
+		dpkg-query -W -f='$${db:Status-Abbrev}' $$p 2>/dev/null | grep -q '^ii' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ]; then \
+			echo "deps: missing packages: $$missing (run 'sudo make deps')" >&2; exit 1; \
+		fi; \
+		echo "deps: installing $$missing" >&2; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; \
+	fi
 
 emu: deps
 	@tools/emu/build.sh >/dev/null

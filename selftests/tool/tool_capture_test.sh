@@ -152,7 +152,7 @@ check "capture -s 1M -o - writes 16 blocks to standard output" \
 	[ "$(size_of "$T/stdout.bin")" = $((16 * 65536)) ]
 fpgastream verify - --seed $SEED <"$T/stdout.bin" >"$T/stdin.out" 2>&1
 expect_rc "verify - reads standard input" 0 $? "$T/stdin.out"
-rm -f "$T/c.bin" "$T/stdout.bin"
+rm -f "$T/c.bin" "$T/c.bin.idx" "$T/stdout.bin"
 
 # --- sizes, durations and numbers: one set of rules for every option ---
 # blocks_of FILE: its size in 64 KiB blocks
@@ -170,7 +170,7 @@ capture_blocks() {
 		not_ok "$name"
 		echo "# exit status $rc, $got blocks, want $want"; show "$T/u.err"
 	fi
-	rm -f "$T/u.bin"
+	rm -f "$T/u.bin" "$T/u.bin.idx"
 }
 capture_blocks "-s 1.5M is 1.5 MiB: 24 blocks" 24 -b 1M -s 1.5M
 capture_blocks "-s 1.5MiB is the same 24 blocks" 24 -b 1M -s 1.5MiB
@@ -185,7 +185,7 @@ capture_blocks "-n 0x10 is sixteen blocks" 16 -b 1M -n 0x10
 capture_blocks "-s 64K with --size spelled out" 1 -b 1M --size=64K
 fpgastream verify "$T/d.bin" --seed 24301 >"$T/vdec.out" 2>&1
 expect_rc "verify --seed takes the seed in decimal too (24301 = $SEED)" 0 $? "$T/vdec.out"
-rm -f "$T/d.bin"
+rm -f "$T/d.bin" "$T/d.bin.idx"
 
 # secs FILE: the seconds a capture's summary says it took
 secs() { sed -n 's/.*captured [0-9]* blocks (.*) in \([0-9.]*\) s:.*/\1/p' "$1"; }
@@ -282,7 +282,7 @@ for sig in INT TERM; do
 	fpgastream verify "$T/sig.bin" --seed $SEED >"$T/sigv.out" 2>&1
 	expect_rc "the file written until SIG$sig verifies" 0 $? "$T/sigv.out"
 	check "no pages stay pinned after SIG$sig" pins_balanced
-	rm -f "$T/sig.bin"
+	rm -f "$T/sig.bin" "$T/sig.bin.idx"
 done
 
 # --- buffers ---
@@ -381,7 +381,7 @@ usage fpgastream capture --no-such-option
 usage fpgastream capture -o
 usage fpgastream capture stray
 usage fpgastream verify
-usage fpgastream verify a b
+usage fpgastream verify a b --no-index
 usage fpgastream verify f --seed
 usage fpgastream bench -r 0
 usage fpgastream bench -r 1001

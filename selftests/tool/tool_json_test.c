@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The JSON of fpgastream list, info and stats (VM selftest): each is
- * parsed by a strict JSON parser (json_check.h; the busybox guest has no
- * jq), its shape checked key by key, and its values compared with what
- * the board says through the INFO and STATS ioctls and sysfs.  Errors
- * print nothing on standard output, so a script never reads half a
- * document.
+ * The JSON of fpgastream list, info, stats, capture, verify and inspect
+ * (VM selftest): each is parsed by a strict JSON parser (json_check.h; the
+ * busybox guest has no jq), its shape checked key by key, and its values
+ * compared with what the board says through the INFO and STATS ioctls and
+ * sysfs, or with what capture wrote.  Errors print nothing on standard
+ * output, so a script never reads half a document; a capture that ran and
+ * then failed prints its summary, which says why.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -368,6 +369,138 @@ TEST_F(json, stats)
 	EXPECT_TRUE(is_num(jv_get(b, "read_calls"), st.read_calls));
 }
 
+/* Parse what @cmdline printed, exiting @want_rc (or 1 as well with
+ * @or_loss); the array under @table, or NULL. */
+static const struct jval *doc_of(struct __test_metadata *_metadata, FIXTURE_DATA(json) *self,
+				 const char *cmdline, int want_rc, bool or_loss, const char *table)
+{
+	char err[200];
+	const struct jval *arr;
+	int rc = run(cmdline, &self->out);
+
+	EXPECT_TRUE(rc == want_rc || (or_loss && rc == 1)) TH_LOG("%s: exit status %d", cmdline, rc);
+	if (!self->out || !json_parse(self->out, &self->doc, err, sizeof(err))) {
+		TH_LOG("%s: not JSON: %s; output:\n%s", cmdline, err, self->out ? self->out : "");
+		EXPECT_TRUE(false);
+		return NULL;
+	}
+	EXPECT_EQ(1, self->doc.n);
+	arr = jv_get(&self->doc, table);
+	EXPECT_TRUE(arr && arr->type == J_ARR) TH_LOG("%s: no array \"%s\"", cmdline, table);
+	return arr && arr->type == J_ARR ? arr : NULL;
+}
+
+static bool is_null(const struct jval *v)
+{
+	return v && v->type == J_NULL;
+}
+
+static bool is_bool(const struct jval *v, bool want)
+{
+	return v && v->type == J_BOOL && v->b == want;
+}
+
+/* capture -J, then verify -J and inspect -J of what it wrote. */
+TEST_F(json, capture_verify_inspect)
+{
+	static const char *const cap_keys[] = {
+		"device", "blocks", "bytes", "lost", "clobbered", "elapsed_ms", "bytes_per_second",
+		"overwritten", "dropped", "files", "stopped_by", "signal", "error",
+		"verified", "bad", "exit_status", NULL
+	};
+	static const char *const ver_keys[] = {
+		"file", "files", "indexed", "complete", "blocks", "bad", "lost", "missing", "clobbered",
+		"clobbered_bad", "first", "last",
+		"seed", "unindexed_bytes", NULL
+	};
+	static const char *const rec_keys[] = {
+		"seq", "lost", "flags", "timestamp_ns", "offset", "length", NULL
+	};
+	const struct jval *arr, *b;
+	char why[100];
+
+	arr = doc_of(_metadata, self,
+		     "fpgastream capture -q -n 20 -b 4M -J --force -o /tmp/tool_json.bin 2>/dev/null",
+		     0, false, "capture");
+	ASSERT_NE(NULL, arr);
+	ASSERT_EQ(1, arr->n);
+	b = &arr->items[0];
+	EXPECT_TRUE(exact_keys(b, cap_keys, why, sizeof(why))) TH_LOG("capture: %s", why);
+	EXPECT_TRUE(is_str(jv_get(b, "device"), self->node));
+	EXPECT_TRUE(is_num(jv_get(b, "blocks"), 20));
+	EXPECT_TRUE(is_num(jv_get(b, "bytes"), 20 * 65536));
+	EXPECT_TRUE(is_num(jv_get(b, "lost"), 0));
+	EXPECT_TRUE(is_num(jv_get(b, "files"), 1));
+	EXPECT_TRUE(is_str(jv_get(b, "stopped_by"), "limit"));
+	EXPECT_TRUE(is_null(jv_get(b, "error")));
+	EXPECT_TRUE(is_null(jv_get(b, "bad")));
+	EXPECT_TRUE(is_num(jv_get(b, "exit_status"), 0));
+	free(self->out);
+	self->out = NULL;
+	jv_free(&self->doc);
+
+	/* The emulator's seed is whatever the last test left: bad blocks
+	 * (exit 1) are not this test's business, the JSON is. */
+	arr = doc_of(_metadata, self, "fpgastream verify -J /tmp/tool_json.bin 2>/dev/null",
+		     0, true, "verify");
+	ASSERT_NE(NULL, arr);
+	ASSERT_EQ(1, arr->n);
+	b = &arr->items[0];
+	EXPECT_TRUE(exact_keys(b, ver_keys, why, sizeof(why))) TH_LOG("verify: %s", why);
+	EXPECT_TRUE(is_num(jv_get(b, "blocks"), 20));
+	EXPECT_TRUE(is_num(jv_get(b, "files"), 1));
+	EXPECT_TRUE(is_bool(jv_get(b, "indexed"), true));
+	EXPECT_TRUE(is_bool(jv_get(b, "complete"), true));
+	EXPECT_TRUE(is_num(jv_get(b, "lost"), 0));
+	EXPECT_TRUE(is_num(jv_get(b, "unindexed_bytes"), 0));
+	free(self->out);
+	self->out = NULL;
+	jv_free(&self->doc);
+
+	arr = doc_of(_metadata, self, "fpgastream inspect -J /tmp/tool_json.bin 2>/dev/null",
+		     0, false, "index");
+	ASSERT_NE(NULL, arr);
+	ASSERT_EQ(20, arr->n);
+	for (size_t i = 0; i < arr->n; i++) {
+		b = &arr->items[i];
+		EXPECT_TRUE(exact_keys(b, rec_keys, why, sizeof(why))) TH_LOG("record %zu: %s", i, why);
+		EXPECT_TRUE(is_num(jv_get(b, "seq"), i));
+		EXPECT_TRUE(is_num(jv_get(b, "offset"), i * 65536));
+		EXPECT_TRUE(is_num(jv_get(b, "length"), 65536));
+	}
+	free(self->out);
+	self->out = NULL;
+	jv_free(&self->doc);
+
+	arr = doc_of(_metadata, self, "fpgastream inspect --header -J /tmp/tool_json.bin 2>/dev/null",
+		     0, false, "header");
+	ASSERT_NE(NULL, arr);
+	ASSERT_EQ(1, arr->n);
+	b = &arr->items[0];
+	EXPECT_TRUE(is_str(jv_get(b, "board"), "fpgastream0"));
+	EXPECT_TRUE(is_str(jv_get(b, "pci"), self->bdf));
+	EXPECT_TRUE(is_num(jv_get(b, "block_size"), 65536));
+	EXPECT_TRUE(is_num(jv_get(b, "records"), 20));
+	EXPECT_TRUE(is_str(jv_get(b, "end"), "done"));
+	EXPECT_TRUE(is_null(jv_get(b, "seed")));
+	unlink("/tmp/tool_json.bin");
+	unlink("/tmp/tool_json.bin.idx");
+	free(self->out);
+	self->out = NULL;
+	jv_free(&self->doc);
+
+	/* A capture that ran and failed: its summary, with the error. */
+	arr = doc_of(_metadata, self, "fpgastream capture -q -n 5 -b 4M -J -o /dev/full 2>/dev/null",
+		     4, false, "capture");
+	ASSERT_NE(NULL, arr);
+	b = &arr->items[0];
+	EXPECT_TRUE(is_num(jv_get(b, "blocks"), 0));
+	EXPECT_TRUE(is_num(jv_get(b, "bytes"), 0));
+	EXPECT_TRUE(is_num(jv_get(b, "exit_status"), 4));
+	EXPECT_TRUE(is_str(jv_get(b, "stopped_by"), "output error"));
+	EXPECT_TRUE(jv_get(b, "error") && jv_get(b, "error")->type == J_STR);
+}
+
 /* Errors: the exit code, a message, and not a byte on standard output. */
 TEST_F(json, errors_print_no_json)
 {
@@ -381,6 +514,9 @@ TEST_F(json, errors_print_no_json)
 		{ "fpgastream info --json 0 1 2>/dev/null", 2 },
 		{ "fpgastream stats --json -d 0 0 2>/dev/null", 2 },
 		{ "fpgastream list --json extra 2>/dev/null", 2 },
+		{ "fpgastream capture --json -d 7 -n 1 2>/dev/null", 3 },
+		{ "fpgastream verify --json /nonexistent 2>/dev/null", 3 },
+		{ "fpgastream inspect --json /nonexistent 2>/dev/null", 3 },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -22,6 +22,11 @@
 #define EX_LOSS		1	/* blocks lost or verify mismatch */
 #define EX_USAGE	2	/* bad command line */
 #define EX_RUNTIME	3	/* could not do the job */
+/* capture: why the output stopped taking data (fpgastream(1), EXIT STATUS) */
+#define EX_FULL		4	/* the output filled up: ENOSPC, EDQUOT, EFBIG */
+#define EX_IOERR	5	/* a write or sync of the output failed: EIO, EPIPE... */
+#define EX_SHORT	6	/* a write wrote nothing and gave no error */
+#define EX_EXISTS	7	/* the output exists: not overwritten without --force */
 
 #define BLOCK_SIZE	65536u	/* the reference device's, for offline verify */
 #define SYSFS_CLASS	"/sys/class/fpgastream"
@@ -184,5 +189,6 @@ int do_stats(int argc, char **argv);
 int do_capture(int argc, char **argv);
 int do_verify(int argc, char **argv);
 int do_bench(int argc, char **argv);
+int do_inspect(int argc, char **argv);
 
 #endif /* FPGASTREAM_TOOL_COMMON_H */

@@ -22,7 +22,8 @@ static const struct command {
 	{ "info", "[DEV] [-J]", "show a board's facts", do_info },
 	{ "stats", "[DEV] [-J]", "show the driver's counters", do_stats },
 	{ "capture", "[OPTIONS]", "stream a board to a file, optionally verifying", do_capture },
-	{ "verify", "FILE [--seed S]", "check a capture of the reference device offline", do_verify },
+	{ "verify", "FILE... [--seed S]", "check a capture of the reference device offline", do_verify },
+	{ "inspect", "FILE [-J]", "print a capture's index", do_inspect },
 	{ "bench", "[OPTIONS]", "measure MAP/UNMAP times and streaming rates", do_bench },
 };
 
@@ -47,7 +48,9 @@ static void main_help(void)
 	      "Durations are seconds, or take ms, s, m, h, d (90s, 5m, 2h, 1h30m).\n"
 	      "-J (--json) prints JSON.\n"
 	      "Exit status: 0 all good; 1 blocks lost or failed verification; 2 usage\n"
-	      "error; 3 runtime error (no board, permission, memory, I/O).\n", stdout);
+	      "error; 3 runtime error (no board, permission, memory, I/O); capture: 4 the\n"
+	      "output filled up, 5 a write failed, 6 a write wrote nothing, 7 the output\n"
+	      "exists (see fpgastream(1), EXIT STATUS).\n", stdout);
 }
 
 int main(int argc, char **argv)
