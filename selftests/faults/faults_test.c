@@ -991,6 +991,15 @@ static int fault_prereq(struct board *b, enum fault f, char *why, size_t wl)
 			snprintf(why, wl, "%s sits behind no port to report AER to", b->d.bdf);
 			return -1;
 		}
+		/* A kernel without CONFIG_PCIEAER (the debug lane's) has no
+		 * AER service to carry the error or to reset the link. */
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/aer_rootport_total_err_fatal",
+			 b->port);
+		if (!fv_exists(path)) {
+			snprintf(why, wl, "the kernel has no native AER service for port %s (no %s)",
+				 b->port, path);
+			return 1;
+		}
 		return 0;
 	case F_S3:
 	case F_S2IDLE:
@@ -2604,13 +2613,14 @@ TEST_F_TIMEOUT(race, port_reset_behind_the_driver, T_TEST)
 	long r;
 
 	/*
-	 * Once in a swiotlb=force boot, QEMU 7.2 itself aborted during this
-	 * test (msix.c: msix_table_mmio_read: Assertion `addr + size <=
-	 * dev->msix_entries_nr * PCI_MSIX_ENTRY_SIZE'), which takes the whole
-	 * boot down; plain and iommu keep the test until that is understood.
+	 * In two boots of make check (swiotlb=force, and the debug kernel
+	 * behind the IOMMU) QEMU 7.2 itself aborted during this test (msix.c:
+	 * msix_table_mmio_read: Assertion `addr + size <= dev->msix_entries_nr
+	 * * PCI_MSIX_ENTRY_SIZE'), which takes the whole boot down. Until that
+	 * is understood it runs only when asked for.
 	 */
-	if (b->d.swiotlb || b->d.dma32)
-		SKIP(return, "runs in plain and iommu only: QEMU 7.2 aborted once in msix_table_mmio_read during it");
+	if (!getenv("FPGASTREAM_FAULTS_UNANNOUNCED_RESET"))
+		SKIP(return, "QEMU 7.2 aborted in msix_table_mmio_read during it twice: run with FPGASTREAM_FAULTS_UNANNOUNCED_RESET=1");
 	ASSERT_NE(0, b->port[0]) TH_LOG("no port");
 	ASSERT_EQ(0, open_map(b, RING, self->why, sizeof(self->why))) TH_LOG("%s", self->why);
 	ASSERT_EQ(0, start_stream(b, 0));
