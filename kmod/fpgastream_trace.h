@@ -167,13 +167,6 @@ TRACE_EVENT(fpgastream_release,
 #define FPGASTREAM_FAULT_ABSENT		3	/* the board reads all ones */
 #define FPGASTREAM_FAULT_RESET		4	/* a reset, recovery or suspend ended it */
 
-#define fpgastream_fault_names					\
-	{ FPGASTREAM_FAULT_LUT,		"lut_fault" },		\
-	{ FPGASTREAM_FAULT_DMA,		"dma_error" },		\
-	{ FPGASTREAM_FAULT_NOT_IDLE,	"not_idle" },		\
-	{ FPGASTREAM_FAULT_ABSENT,	"absent" },		\
-	{ FPGASTREAM_FAULT_RESET,	"reset" }
-
 /* A fault the driver saw, and the STATUS value that showed it. */
 TRACE_EVENT(fpgastream_fault,
 	TP_PROTO(int minor, u32 status, u32 what),
@@ -190,7 +183,12 @@ TRACE_EVENT(fpgastream_fault,
 	),
 	TP_printk("minor=%d status=%#x fault=%s",
 		  __entry->minor, __entry->status,
-		  __print_symbolic(__entry->what, fpgastream_fault_names))
+		  __print_symbolic(__entry->what,
+				   { FPGASTREAM_FAULT_LUT, "lut_fault" },
+				   { FPGASTREAM_FAULT_DMA, "dma_error" },
+				   { FPGASTREAM_FAULT_NOT_IDLE, "not_idle" },
+				   { FPGASTREAM_FAULT_ABSENT, "absent" },
+				   { FPGASTREAM_FAULT_RESET, "reset" }))
 );
 
 #endif /* _FPGASTREAM_TRACE_H */
