@@ -3,11 +3,11 @@
  * fpgastream: stream a FSTR FPGA into a buffer the user program allocated.
  *
  * The PCI glue: the id table and ids=, probe, remove and shutdown, the
- * BARs, the interrupt vector and the DMA mask; what the board's link does
- * to it (resets, AER error recovery, suspend and resume, a link that goes
- * down) and the module's init and exit. The char device is in fpgastream_cdev.c, the stream in
- * fpgastream_stream.c, the buffer in fpgastream_dma.c, and every register
- * access in fpgastream_hw.h.
+ * BARs, the interrupt vector and the DMA mask, the PCI core's reset, AER
+ * and PM callbacks, and the module's init and exit. The char device is in
+ * fpgastream_cdev.c, the stream in fpgastream_stream.c, what resets and
+ * link loss do to it in fpgastream_faults.c, the buffer in
+ * fpgastream_dma.c, and every register access in fpgastream_hw.h.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 

@@ -328,6 +328,7 @@ int fpgastream_stop_engine(struct fpgastream_dev *fdev)
 {
 	struct device *dev = &fdev->pdev->dev;
 	struct fpgastream_stream *s = &fdev->s;
+	bool master_cut = false;
 	int ret;
 
 	lockdep_assert_held(&fdev->lock);
@@ -348,14 +349,13 @@ int fpgastream_stop_engine(struct fpgastream_dev *fdev)
 		 * blocks. With bus mastering off none of it reaches memory.
 		 */
 		fpgastream_cut_bus_master(fdev);
+		master_cut = true;
 		fpgastream_hw_soft_reset(&fdev->hw);
 		ret = fpgastream_stop_wait(fdev);
 		/* Still running: the caller says so, in one line. */
-		if (ret != -ETIMEDOUT && !fdev->gone) {
+		if (ret != -ETIMEDOUT && !fdev->gone)
 			dev_warn(dev, "engine not idle %lu ms after stop; a soft reset stopped it\n",
 				 FSTR_IDLE_TIMEOUT_US / USEC_PER_MSEC);
-			pci_set_master(fdev->pdev);
-		}
 	}
 	if (ret == -ETIMEDOUT && trace_fpgastream_fault_enabled())
 		trace_fpgastream_fault(fdev->minor, fpgastream_hw_status(&fdev->hw),
@@ -366,7 +366,7 @@ int fpgastream_stop_engine(struct fpgastream_dev *fdev)
 			      s->released, ret);
 	fpgastream_wake(fdev);
 	/* Once seen idle again, the board may write memory again. */
-	if (fdev->wedged && ret != -ETIMEDOUT && !fdev->gone)
+	if ((master_cut || fdev->wedged) && ret != -ETIMEDOUT && !fdev->gone)
 		pci_set_master(fdev->pdev);
 	fdev->wedged = ret == -ETIMEDOUT;
 	return fdev->wedged ? -EIO : 0;
