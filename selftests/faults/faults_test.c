@@ -1440,17 +1440,20 @@ static void board_teardown(struct board *b)
 	board_release_bar(b);
 }
 
-FIXTURE_SETUP(fault)
-{
-	common_setup(_metadata, &self->b, &self->p0, &self->lk0);
-}
+/* Setup and teardown of every fixture whose data is FAULT_ENV. */
+#define FAULT_ENV_HOOKS(name)					\
+	FIXTURE_SETUP(name)					\
+	{							\
+		common_setup(_metadata, &self->b, &self->p0, &self->lk0); \
+	}							\
+	FIXTURE_TEARDOWN(name)					\
+	{							\
+		reader_stop(&self->rd);				\
+		poller_stop(&self->pl);				\
+		board_teardown(&self->b);			\
+	}
 
-FIXTURE_TEARDOWN(fault)
-{
-	reader_stop(&self->rd);
-	poller_stop(&self->pl);
-	board_teardown(&self->b);
-}
+FAULT_ENV_HOOKS(fault)
 
 /* The end of every test: UNMAP (bounded), no DMA afterwards, close,
  * every pin and the whole charge back, and the board streams again. */
@@ -1731,25 +1734,10 @@ TEST_F_TIMEOUT(fault, mapped, T_TEST)
 /* ------------------------------------------------------ fixture linkdown */
 
 FIXTURE(linkdown) {
-	struct board b;
-	struct fv_pins p0;
-	long long lk0;
-	struct reader rd;
-	struct poller pl;
-	char why[512];
+	FAULT_ENV
 };
 
-FIXTURE_SETUP(linkdown)
-{
-	common_setup(_metadata, &self->b, &self->p0, &self->lk0);
-}
-
-FIXTURE_TEARDOWN(linkdown)
-{
-	reader_stop(&self->rd);
-	poller_stop(&self->pl);
-	board_teardown(&self->b);
-}
+FAULT_ENV_HOOKS(linkdown)
 
 /* Every call but close on a file of a gone board: ENODEV (poll: EPOLLHUP). */
 static void check_all_enodev(struct __test_metadata *_metadata, struct board *b, int fd)
@@ -2168,25 +2156,10 @@ TEST_F_TIMEOUT(wedge, never_idle, T_TEST)
  * remove() of a healthy board under a blocked reader.
  */
 FIXTURE(race) {
-	struct board b;
-	struct fv_pins p0;
-	long long lk0;
-	struct reader rd;
-	struct poller pl;
-	char why[512];
+	FAULT_ENV
 };
 
-FIXTURE_SETUP(race)
-{
-	common_setup(_metadata, &self->b, &self->p0, &self->lk0);
-}
-
-FIXTURE_TEARDOWN(race)
-{
-	reader_stop(&self->rd);
-	poller_stop(&self->pl);
-	board_teardown(&self->b);
-}
+FAULT_ENV_HOOKS(race)
 
 /* Read and release @n records on the main thread (bounded). */
 static long take(struct board *b, uint64_t n, bool release)
